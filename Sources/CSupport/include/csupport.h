@@ -1,0 +1,32 @@
+#ifndef CSUPPORT_H
+#define CSUPPORT_H
+
+#include <sys/types.h>
+
+/// Spawns `path` in a new process group with default signal dispositions, an empty signal
+/// mask, fds 0/1/2 taken from the given descriptors and every other descriptor closed.
+/// Returns 0 and sets *pid, or an errno value (exec failures included: glibc reports them).
+int ch_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+             int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid);
+
+/// A descriptor that becomes readable when `pid` exits, or -1 with errno set.
+int ch_pidfd_open(pid_t pid);
+
+/// Makes orphaned descendants re-parent to this process instead of init. 0 or -1.
+int ch_set_child_subreaper(void);
+
+/// waitid(P_PID) for an exited child. `reap`: 0 leaves it a zombie (WNOWAIT), 1 reaps it.
+/// `block`: 0 returns at once. Returns 1 when it exited (with *exited_code or *signal set; the
+/// other is -1), 0 when it is still running, -1 with errno on error.
+int ch_wait(pid_t pid, int reap, int block, int *exit_code, int *signal);
+
+/// pipe2(O_CLOEXEC). 0 or -1.
+int ch_pipe_cloexec(int fds[2]);
+
+/// fcntl lock helpers on a whole file: try an exclusive lock (0 ok, -1 errno), block for it,
+/// or report the pid holding a conflicting lock (0 when none).
+int ch_lock_try(int fd);
+int ch_lock_wait(int fd);
+pid_t ch_lock_holder(int fd);
+
+#endif

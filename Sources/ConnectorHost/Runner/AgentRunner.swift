@@ -1,0 +1,143 @@
+import Foundation
+
+/// One execution of an agent: the record, what it said, and how it was run.
+public struct AgentExecution: Sendable {
+    public var record: TaskRecord
+    public var report: AgentReport
+    public var verdict: StatusVerdict
+    public var process: SpawnedProcess?
+}
+
+/// Runs a handler's agent for one task: writes the payload, builds the environment, supervises
+/// the process and maps the outcome to a task record. Knows nothing of the store or scheduling.
+public struct AgentRunner: Sendable {
+    public var appId: String
+    public var payloads: PayloadFiles
+    public var logger: Logger
+    /// The host's environment, the source of secrets and of PATH/HOME/LANG/TZ/TMPDIR.
+    public var hostEnvironment: [String: String]
+
+    public init(appId: String, stateDirectory: String, logger: Logger, hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.appId = appId
+        self.payloads = PayloadFiles(stateDirectory: stateDirectory)
+        self.logger = logger
+        self.hostEnvironment = hostEnvironment
+    }
+
+    /// Variables an agent always gets from the host's environment (when set there).
+    static let passedThrough = ["PATH", "HOME", "LANG", "TZ", "TMPDIR"]
+
+    /// Runs the agent. `onSpawn` sees the process as soon as it exists (the store records it so a
+    /// restarted host can find it). Cancelling the calling task stops the agent (SIGTERM, grace,
+    /// SIGKILL) and yields an interrupted verdict.
+    public func run(
+        handler: Handler, connection: Connection, context: TaskContext, configDirectory: String,
+        onSpawn: @escaping @Sendable (SpawnedProcess) -> Void = { _ in }
+    ) async -> AgentExecution {
+        let startedAt = Date()
+        let label = "\(connection.id)/\(context.taskType)"
+        func finish(_ verdict: StatusVerdict, report: AgentReport = AgentReport(), stderr: String = "", duration: Double = 0, started: Date = startedAt, process: SpawnedProcess? = nil, redactor: Redactor = .none) -> AgentExecution {
+            let record = TaskRecord(
+                taskId: context.taskId, taskExecutionId: context.taskExecutionId, scanId: context.scanId, parentTaskId: context.parentTaskId,
+                connectionId: connection.id, handler: handler.name, type: context.taskType, trigger: context.trigger, status: verdict.status,
+                failureReason: verdict.failureReason, exitCode: verdict.exitCode, signal: verdict.signal, timedOut: verdict.timedOut,
+                startedAt: started, durationMs: Int((duration * 1000).rounded()), attempt: context.attempt,
+                result: verdict.result.map(redactor.redact), error: verdict.error.map(redactor.redact), stderrTail: redactor.redact(stderr))
+            return AgentExecution(record: record, report: report, verdict: verdict, process: process)
+        }
+
+        let secrets: [String: String]
+        do {
+            secrets = try SecretResolver.resolve(connection.secrets, environment: hostEnvironment)
+        } catch {
+            logger.error(label, "\(error)", ["task": context.taskId])
+            return finish(StatusMapper.launchFailed("\(error)"))
+        }
+        let redactor = Redactor(secrets: secrets.values)
+        let deadline = startedAt.addingTimeInterval(handler.timeoutSeconds)
+        let payloadPath: String
+        do {
+            payloadPath = try payloads.write(payload(handler: handler, connection: connection, context: context, deadline: deadline), executionId: context.taskExecutionId)
+        } catch {
+            return finish(StatusMapper.launchFailed("\(error)"))
+        }
+        defer { payloads.remove(executionId: context.taskExecutionId) }
+
+        let executable = ExecutableResolver.resolve(handler.command[0], configDirectory: configDirectory, searchPath: hostEnvironment["PATH"])
+        let marker = "CONNECTOR_HOST_TASK_EXECUTION_ID=\(context.taskExecutionId)"
+        let spec = ProcessSpec(
+            executable: executable, arguments: handler.command + ["--payload", payloadPath],
+            environment: environment(handler: handler, connection: connection, context: context, secrets: secrets, payloadPath: payloadPath),
+            workingDirectory: handler.workingDirectory, timeoutSeconds: handler.timeoutSeconds, killGraceSeconds: handler.killGraceSeconds,
+            maxOutputBytes: handler.maxOutputBytes, marker: marker)
+
+        let logger = self.logger
+        let taskId = context.taskId
+        let outcome: ProcessOutcome
+        do {
+            outcome = try await ProcessSupervisor.run(spec, onSpawn: onSpawn) { line in
+                logger.info(label, redactor.redact(line), ["task": taskId, "stream": "stderr"])
+            }
+        } catch {
+            let message = ExecutableResolver.explain(error)
+            logger.error(label, message, ["task": taskId])
+            return finish(StatusMapper.launchFailed(message))
+        }
+        let report = handler.output == .json ? OutputProtocol.parse(outcome.stdout) : AgentReport()
+        for entry in report.logs {
+            logger.log(Logger.Level(name: entry.level) ?? .info, label, redactor.redact(entry.message), ["task": taskId, "stream": "agent"])
+        }
+        let stderrText = String(decoding: outcome.stderrTail, as: UTF8.self)
+        let lastLine = stderrText.split(separator: "\n").last.map { String($0.prefix(500)) }
+        let verdict = StatusMapper.map(outcome, handler: handler, report: report, lastStderrLine: lastLine)
+        if outcome.strayDescendantsKilled > 0 {
+            logger.warning(label, "killed \(outcome.strayDescendantsKilled) process(es) the agent left running outside its process group", ["task": taskId])
+        }
+        return finish(verdict, report: report, stderr: stderrText, duration: outcome.durationSeconds, started: outcome.startedAt, process: outcome.process, redactor: redactor)
+    }
+
+    /// The payload file's content (PROTOCOL.md, "Payload"). Secrets are never in it.
+    public func payload(handler: Handler, connection: Connection, context: TaskContext, deadline: Date) -> JSONValue {
+        var description = JSONObject()
+        description["taskType"] = .string(context.taskType)
+        description["isRootTask"] = .bool(context.isRootTask)
+        description["trigger"] = .string(context.trigger.rawValue)
+        var o = JSONObject()
+        o["payloadVersion"] = 1
+        o["taskId"] = .string(context.taskId)
+        o["taskExecutionId"] = .string(context.taskExecutionId)
+        o["scanId"] = .string(context.scanId)
+        o["parentTaskId"] = JSONValue(context.parentTaskId)
+        o["connectionId"] = .string(connection.id)
+        o["appId"] = .string(appId)
+        o["extensionKey"] = .string(handler.name)
+        o["environmentId"] = .string(connection.environment)
+        o["connectorFormFields"] = .object(connection.fields)
+        o["taskDescription"] = .object(description)
+        o["taskMetadata"] = context.taskMetadata ?? .null
+        o["persistentTaskMetadata"] = context.persistentTaskMetadata ?? .null
+        o["attempt"] = .int(context.attempt)
+        o["deadline"] = .string(Timestamp.iso8601(deadline))
+        if let event = context.connectionEvent { o["connectionEvent"] = .string(event) }
+        return .object(o)
+    }
+
+    /// Minimal by default: a connector should not see the host's credentials by accident.
+    func environment(handler: Handler, connection: Connection, context: TaskContext, secrets: [String: String], payloadPath: String) -> [String] {
+        var env: [String: String] = handler.inheritEnvironment ? hostEnvironment : [:]
+        for name in Self.passedThrough { if let value = hostEnvironment[name] { env[name] = value } }
+        if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        for (name, value) in handler.env { env[name] = value }
+        for (name, value) in secrets { env[name] = value }
+        env["CONNECTOR_HOST_PAYLOAD"] = payloadPath
+        env["CONNECTOR_HOST_TASK_ID"] = context.taskId
+        env["CONNECTOR_HOST_TASK_EXECUTION_ID"] = context.taskExecutionId
+        env["CONNECTOR_HOST_SCAN_ID"] = context.scanId
+        env["CONNECTOR_HOST_CONNECTION_ID"] = connection.id
+        env["CONNECTOR_HOST_TASK_TYPE"] = context.taskType
+        env["CONNECTOR_HOST_ATTEMPT"] = String(context.attempt)
+        env["CONNECTOR_HOST_APP_ID"] = appId
+        env["CONNECTOR_HOST_ENVIRONMENT"] = connection.environment
+        return env.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+}

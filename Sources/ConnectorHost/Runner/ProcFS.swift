@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// What `/proc` says about a process: enough to find a run's descendants and to recognise a
+/// process again after a restart (its start time tells a reused pid apart).
+public enum ProcFS {
+    public struct Stat: Sendable, Equatable {
+        public var state: Character
+        public var parent: Int32
+        public var processGroup: Int32
+        public var session: Int32
+        /// Clock ticks since boot (`/proc/<pid>/stat` field 22).
+        public var startTicks: UInt64
+        public var isZombie: Bool { state == "Z" || state == "X" }
+    }
+
+    public static func stat(_ pid: Int32) -> Stat? {
+        guard let text = readSmallFile("/proc/\(pid)/stat") else { return nil }
+        // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]), let group = Int32(fields[2]),
+            let session = Int32(fields[3]), let start = UInt64(fields[19])
+        else { return nil }
+        return Stat(state: state, parent: parent, processGroup: group, session: session, startTicks: start)
+    }
+
+    /// Whether the process's environment holds `entry` ("NAME=value") exactly.
+    public static func environment(of pid: Int32, contains entry: String) -> Bool {
+        guard let bytes = readSmallFileBytes("/proc/\(pid)/environ", limit: 1 << 20) else { return false }
+        let wanted = Array(entry.utf8)
+        return bytes.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(wanted) }
+    }
+
+    /// Direct children of this process, across all its threads.
+    public static func childrenOfSelf() -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        var result: [Int32] = []
+        for tid in tasks {
+            guard let text = readSmallFile("/proc/self/task/\(tid)/children") else { continue }
+            result.append(contentsOf: text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        }
+        return result
+    }
+
+    /// Every pid on the machine (for scans that look for a marker in environments).
+    public static func allProcesses() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+    }
+
+    /// Whether `pid` is alive and is the same process that had `startTicks`.
+    public static func isSameProcess(_ pid: Int32, startTicks: UInt64) -> Bool {
+        guard pid > 0, let s = stat(pid), !s.isZombie else { return false }
+        return s.startTicks == startTicks
+    }
+
+    static func readSmallFile(_ path: String) -> String? {
+        readSmallFileBytes(path, limit: 64 * 1024).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func readSmallFileBytes(_ path: String, limit: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while result.count < limit {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            result.append(contentsOf: buffer[0..<n])
+        }
+        return result
+    }
+}
