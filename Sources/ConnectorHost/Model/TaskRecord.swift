@@ -11,7 +11,7 @@ public enum Trigger: String, Sendable, Codable {
 
 /// What one execution of a task ended as: the record kept in the history and printed by `exec`.
 public struct TaskRecord: Sendable, Equatable {
-    public enum Status: String, Sendable { case success, failure }
+    public enum Status: String, Sendable { case success, failure, skipped }
 
     public var taskId: String
     public var taskExecutionId: String

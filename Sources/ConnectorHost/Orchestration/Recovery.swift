@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Re-queues tasks left running by a host that is gone (at-least-once): their agents are killed
+/// first, identified by pid and start time (so a reused pid is never killed) and by the
+/// execution marker in their environment (covering a crash between spawn and its record).
+public enum Recovery {
+    public struct Recovered: Sendable, Equatable {
+        public var taskId: String
+        public var hostPid: Int32
+        public var agentsKilled: Int
+    }
+
+    public static func recover(store: any Store, payloads: PayloadFiles, now: Date) throws(StoreError) -> [Recovered] {
+        var recovered: [Recovered] = []
+        var liveExecutions = Set<String>()
+        for task in try store.runningTasks() {
+            let owner = task.owner
+            if let owner, owner.hostPid == getpid() || ProcFS.isSameProcess(owner.hostPid, startTicks: owner.hostStartTicks) {
+                // Another live host process (an `exec`, say) is running it.
+                if let id = task.executionId { liveExecutions.insert(id) }
+                continue
+            }
+            var killed = 0
+            if let agent = owner?.agent, ProcFS.isSameProcess(agent.pid, startTicks: agent.startTicks) {
+                _ = killpg(agent.processGroup, SIGKILL)
+                killed += 1
+            }
+            if let executionId = task.executionId {
+                killed += killMarked("CONNECTOR_HOST_TASK_EXECUTION_ID=\(executionId)")
+                payloads.remove(executionId: executionId)
+            }
+            let note = "host pid \(owner?.hostPid ?? 0) stopped while the task was running; re-queued"
+            try store.requeueInterrupted(taskId: task.id, note: note, now: now)
+            recovered.append(Recovered(taskId: task.id, hostPid: owner?.hostPid ?? 0, agentsKilled: killed))
+        }
+        // Payload directories of executions no live host runs are leftovers of a crash.
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: payloads.root)) ?? []
+        for entry in entries where !liveExecutions.contains(entry) { payloads.remove(executionId: entry) }
+        return recovered
+    }
+
+    /// Kills every process carrying the marker (and its group). Returns how many.
+    static func killMarked(_ marker: String) -> Int {
+        var killed = 0
+        for pid in ProcFS.allProcesses() where pid != getpid() {
+            guard let stat = ProcFS.stat(pid), !stat.isZombie, ProcFS.environment(of: pid, contains: marker) else { continue }
+            if stat.processGroup != getpgrp() && stat.processGroup > 1 { _ = killpg(stat.processGroup, SIGKILL) }
+            _ = kill(pid, SIGKILL)
+            killed += 1
+        }
+        return killed
+    }
+}

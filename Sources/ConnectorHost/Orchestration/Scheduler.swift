@@ -1,0 +1,365 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+public struct PassOptions: Sendable {
+    /// Only these connections run (all when empty). Reconciliation always covers all.
+    public var connections: Set<String> = []
+    public var environment: String?
+    /// `run` waits within its pass for retries due this soon.
+    public var maxWaitSeconds: Double = 120
+    /// Keep going: sleep until the next due time or new work, reload on SIGHUP.
+    public var daemon = false
+
+    public init(connections: Set<String> = [], environment: String? = nil, maxWaitSeconds: Double = 120, daemon: Bool = false) {
+        self.connections = connections
+        self.environment = environment
+        self.maxWaitSeconds = maxWaitSeconds
+        self.daemon = daemon
+    }
+}
+
+public struct PassSummary: Sendable {
+    public var changes: [Reconciler.Change] = []
+    public var recovered: [Recovery.Recovered] = []
+    public var opened: [String] = []
+    public var skippedTicks = 0
+    public var finished: [FinishedTask] = []
+    public var leftQueued = 0
+    /// Any execution of the pass failed (interrupted ones are re-queued, not failures).
+    public var anyFailed: Bool { finished.contains { $0.record.status == .failure && !$0.interrupted } }
+}
+
+/// The scheduling loop behind `run` (one pass) and `daemon` (forever).
+///
+/// Agents, timers and the signal listener are children of one task group, so the loop wakes only
+/// for an event: an agent finished, a due time came, a signal arrived. Nothing polls.
+public final class Scheduler: Sendable {
+    let store: StoreAccess
+    let executor: TaskExecutor
+    let logger: Logger
+    let inbox: SignalInbox?
+    let reload: @Sendable () throws(ConfigError) -> Registry
+
+    public init(store: StoreAccess, executor: TaskExecutor, logger: Logger, inbox: SignalInbox?, reload: @escaping @Sendable () throws(ConfigError) -> Registry) {
+        self.store = store
+        self.executor = executor
+        self.logger = logger
+        self.inbox = inbox
+        self.reload = reload
+    }
+
+    enum Event: Sendable {
+        case finished(FinishedTask, connection: String)
+        case failedToRecord(StoreError, taskId: String, connection: String)
+        case timer(Date)
+        case signal(Int32?)
+        case graceExpired
+    }
+
+    /// Reconciles, recovers, enqueues what is due, and runs tasks until nothing is runnable
+    /// (or, as a daemon, until SIGTERM/SIGINT).
+    public func run(registry initial: Registry, options: PassOptions) async throws(StoreError) -> PassSummary {
+        var registry = initial
+        var summary = PassSummary()
+        let start = Date()
+        summary.changes = try await store { (s) throws(StoreError) in try Reconciler.reconcile(initial, store: s, now: start) }
+        for change in summary.changes { logger.info(change.connectionId, "connection \(change.event.rawValue)") }
+        let payloads = executor.runner.payloads
+        summary.recovered = try await store { (s) throws(StoreError) in try Recovery.recover(store: s, payloads: payloads, now: start) }
+        for r in summary.recovered {
+            logger.warning("recovery", "re-queued task \(r.taskId) left running by host pid \(r.hostPid)" + (r.agentsKilled > 0 ? "; killed \(r.agentsKilled) agent process(es)" : ""))
+        }
+        await deliverLifecycleEvents(registry)
+        var state = LoopState(options: options)
+        state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary)
+
+        let eventsResult: Result<Void, StoreError> = await withTaskGroup(of: Event.self) { group in
+            if let inbox { group.addTask { .signal(await inbox.next()) } }
+            do throws(StoreError) {
+                while true {
+                    if !state.draining { try await fill(&state, registry: registry, group: &group) }
+                    if state.running.isEmpty && state.draining { break }
+                    if !state.draining && state.running.count < registry.concurrency {
+                        // Only future times: work due now that could not start (filtered out, or
+                        // held back by a limit) waits for a running task to finish instead.
+                        let now = Date()
+                        let taskTime = try await store { (s) throws(StoreError) in try s.nextTaskTime(after: now) }
+                        let limit = options.daemon ? Date.distantFuture : now.addingTimeInterval(options.maxWaitSeconds)
+                        let wake = [taskTime, options.daemon ? state.nextScheduleDue : nil].compactMap { $0 }.min()
+                        if let wake, wake <= limit {
+                            state.arm(wake, group: &group)
+                        } else if state.running.isEmpty && !options.daemon {
+                            break
+                        }
+                    }
+                    guard let event = await group.next() else { break }
+                    switch event {
+                    case .finished(let finished, let connection):
+                        state.release(finished.record.taskId, connection: connection, handler: finished.handler)
+                        summary.finished.append(finished)
+                        if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
+                    case .failedToRecord(let error, let taskId, let connection):
+                        state.release(taskId, connection: connection, handler: nil)
+                        logger.error("store", "could not record the end of task \(taskId): \(error); it will be recovered at the next start")
+                        throw error
+                    case .timer(let at):
+                        if state.timer == at { state.timer = nil }
+                        state.candidatesStale = true
+                        if options.daemon && !state.draining { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
+                    case .graceExpired:
+                        if !state.running.isEmpty {
+                            logger.warning("shutdown", "grace period over; stopping \(state.running.count) running agent(s)")
+                            group.cancelAll()
+                        }
+                    case .signal(let number):
+                        guard let number, let inbox else { break }
+                        group.addTask { .signal(await inbox.next()) }
+                        try await handle(signal: number, state: &state, registry: &registry, options: options, summary: &summary, group: &group)
+                    }
+                }
+                group.cancelAll()
+                return .success(())
+            } catch {
+                group.cancelAll()
+                return .failure(error)
+            }
+        }
+        try eventsResult.get()
+        summary.leftQueued = try await store { (s) throws(StoreError) in try s.queueDepth() }
+        return summary
+    }
+
+    // MARK: Starting tasks
+
+    /// Starts runnable tasks while there is room, picking fairly across connections: the one
+    /// with the fewest running tasks goes first, so one large fan-out never starves the others.
+    func fill(_ state: inout LoopState, registry: Registry, group: inout TaskGroup<Event>) async throws(StoreError) {
+        while state.running.count < registry.concurrency {
+            if state.candidatesStale || state.candidates.isEmpty && state.mayHaveMore {
+                let perConnection = max(16, registry.concurrency * 4)
+                let ready = try await store { (s) throws(StoreError) in try s.readyTasks(now: Date(), perConnection: perConnection) }
+                state.candidates = ready.filter { isSelected($0.connectionId, registry: registry, options: state.options) }
+                state.candidatesStale = false
+                state.mayHaveMore = ready.count >= perConnection
+                if state.candidates.isEmpty { state.mayHaveMore = false }
+            }
+            guard let index = state.pickIndex(registry: registry) else { return }
+            let candidate = state.candidates.remove(at: index)
+            if state.candidates.isEmpty && state.mayHaveMore { state.candidatesStale = true }
+            let executionId = DeterministicID.random()
+            let owner = TaskOwner.current
+            guard let task = try await store({ (s) throws(StoreError) in try s.claim(taskId: candidate.id, executionId: executionId, owner: owner, now: Date()) }) else {
+                continue  // another host took it, or it is no longer runnable
+            }
+            let handler = registry.connections[task.connectionId]?.handler
+            state.start(task.id, connection: task.connectionId, handler: handler)
+            let executor = self.executor
+            group.addTask {
+                do throws(StoreError) {
+                    let finished = try await executor.execute(task, executionId: executionId, registry: registry)
+                    return .finished(finished, connection: task.connectionId)
+                } catch {
+                    return .failedToRecord(error, taskId: task.id, connection: task.connectionId)
+                }
+            }
+        }
+    }
+
+    func isSelected(_ connectionId: String, registry: Registry, options: PassOptions) -> Bool {
+        if !options.connections.isEmpty && !options.connections.contains(connectionId) { return false }
+        if let environment = options.environment, registry.connections[connectionId]?.environment != environment { return false }
+        return true
+    }
+
+    /// Opens a scan for every selected schedule that is due; a tick whose previous scan is still
+    /// open is recorded as skipped. Missed ticks while the host was down make one catch-up run.
+    /// Returns the next due time among the selected schedules.
+    @discardableResult
+    func enqueueDue(_ registry: Registry, options: PassOptions, summary: inout PassSummary) async throws(StoreError) -> Date? {
+        var nextDue: Date?
+        let now = Date()
+        let schedules = try await store { (s) throws(StoreError) in try s.schedules() }
+        let states = try await store { (s) throws(StoreError) in try s.connections(includeDeleted: false) }
+        let active = Set(states.filter { $0.state == .active }.map(\.id))
+        for schedule in schedules {
+            guard let due = schedule.nextDueAt, active.contains(schedule.connectionId),
+                isSelected(schedule.connectionId, registry: registry, options: options),
+                let connection = registry.connections[schedule.connectionId],
+                let spec = connection.tasks.first(where: { $0.type == schedule.taskType })
+            else { continue }
+            guard due <= now else {
+                nextDue = min(nextDue ?? due, due)
+                continue
+            }
+            let next = spec.schedule.nextDue(previousDue: due, now: now)
+            if let next { nextDue = min(nextDue ?? next, next) }
+            let opening = try await store { (s) throws(StoreError) in
+                try s.openScan(
+                    connectionId: schedule.connectionId, taskType: schedule.taskType, handler: connection.handler, rootTaskId: schedule.rootTaskId,
+                    trigger: .schedule, dueAt: due, nextDue: next, now: now)
+            }
+            switch opening {
+            case .opened(let scanId):
+                summary.opened.append(scanId)
+                logger.info("\(schedule.connectionId)/\(schedule.taskType)", "scan opened", ["scan": scanId, "due": Timestamp.iso8601(due)])
+            case .skipped(let open):
+                summary.skippedTicks += 1
+                logger.warning("\(schedule.connectionId)/\(schedule.taskType)", "tick skipped: previous scan still running", ["scan": open])
+            }
+        }
+        return nextDue
+    }
+
+    // MARK: Signals
+
+    func handle(
+        signal number: Int32, state: inout LoopState, registry: inout Registry, options: PassOptions, summary: inout PassSummary,
+        group: inout TaskGroup<Event>
+    ) async throws(StoreError) {
+        switch number {
+        case SIGTERM, SIGINT:
+            if state.draining {
+                if number == SIGINT {
+                    logger.warning("shutdown", "second SIGINT: stopping \(state.running.count) agent(s) now")
+                    group.cancelAll()
+                    let agents = ProcessSupervisor.activeAgents.withLock { Array($0) }
+                    for pid in agents { _ = killpg(pid, SIGKILL) }
+                }
+                return
+            }
+            state.draining = true
+            let grace = registry.shutdownGraceSeconds
+            logger.info("shutdown", "\(SignalNames.name(number)): starting nothing new; waiting up to \(Int(grace))s for \(state.running.count) running agent(s)")
+            group.addTask {
+                try? await Task.sleep(for: .seconds(grace))
+                return .graceExpired
+            }
+        case SIGHUP:
+            guard options.daemon else {
+                logger.info("config", "SIGHUP: a run pass reads the config once; ignored")
+                return
+            }
+            do {
+                let fresh = try reload()
+                let changes = try await store { (s) throws(StoreError) in try Reconciler.reconcile(fresh, store: s, now: Date()) }
+                registry = fresh
+                summary.changes += changes
+                state.candidatesStale = true
+                logger.info("config", "reloaded \(fresh.file): \(changes.count) connection change(s)")
+                for change in changes { logger.info(change.connectionId, "connection \(change.event.rawValue)") }
+                await deliverLifecycleEvents(registry)
+                state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary)
+            } catch let error as ConfigError {
+                logger.error("config", "reload failed, keeping the running config:\n\(error)")
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                logger.error("config", "reload failed: \(error)")
+            }
+        case SIGUSR1:
+            // `trigger` in another process queued work.
+            state.candidatesStale = true
+            if options.daemon { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
+        default:
+            break
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Runs each pending CREATED/UPDATED/DELETED event through its handler's agent, if the handler
+    /// asked for them (`"lifecycle": true`). Undelivered events are tried again next pass.
+    func deliverLifecycleEvents(_ registry: Registry) async {
+        guard let deliveries = try? await store({ (s) throws(StoreError) in try s.pendingDeliveries() }) else { return }
+        for delivery in deliveries {
+            var reader = ConfigReader(directory: registry.directory, checkExecutables: false)
+            let json = (try? JSONParser.parse(delivery.configJSON)) ?? .null
+            let handlerName = json["handler"]?.stringValue ?? ""
+            guard let handler = registry.handlers[handlerName], handler.lifecycle,
+                let connection = reader.connection(json, id: delivery.connectionId, path: "connections.\(delivery.connectionId)", handlers: registry.handlers, declaredHandlers: Array(registry.handlers.keys))
+            else {
+                _ = try? await store { (s) throws(StoreError) in try s.finishDelivery(eventId: delivery.eventId, delivered: true) }
+                continue
+            }
+            let executionId = DeterministicID.random()
+            let taskId = DeterministicID.uuid5(namespace: DeterministicID.namespace(appId: executor.runner.appId), name: "lifecycle:\(delivery.eventId)").uuidString.lowercased()
+            let context = TaskContext(
+                taskId: taskId, taskExecutionId: executionId, scanId: executionId, connectionId: connection.id, taskType: "connection_change",
+                trigger: .connectionChange, attempt: delivery.attempts + 1, connectionEvent: delivery.event.rawValue)
+            let execution = await executor.runner.run(handler: handler, connection: connection, context: context, configDirectory: registry.directory)
+            let record = execution.record
+            let delivered = record.status == .success
+            _ = try? await store { (s) throws(StoreError) in
+                try s.recordExecution(record)
+                try s.finishDelivery(eventId: delivery.eventId, delivered: delivered)
+            }
+            logger.log(delivered ? .info : .error, connection.id, "lifecycle \(delivery.event.rawValue) \(delivered ? "delivered" : "failed: \(record.error ?? "")")")
+        }
+    }
+}
+
+/// The loop's bookkeeping: what runs, what could run next, and pending timers.
+struct LoopState {
+    let options: PassOptions
+    var running: [String: (connection: String, handler: String?)] = [:]
+    var runningPerConnection: [String: Int] = [:]
+    var runningPerHandler: [String: Int] = [:]
+    var lastStarted: [String: Int] = [:]
+    var starts = 0
+    var candidates: [StoredTask] = []
+    var candidatesStale = true
+    var mayHaveMore = true
+    var timer: Date?
+    var nextScheduleDue: Date?
+    var draining = false
+
+    init(options: PassOptions) { self.options = options }
+
+    mutating func start(_ taskId: String, connection: String, handler: String?) {
+        running[taskId] = (connection, handler)
+        runningPerConnection[connection, default: 0] += 1
+        if let handler { runningPerHandler[handler, default: 0] += 1 }
+        starts += 1
+        lastStarted[connection] = starts
+    }
+
+    mutating func release(_ taskId: String, connection: String, handler: String?) {
+        guard let entry = running.removeValue(forKey: taskId) else { return }
+        runningPerConnection[connection, default: 1] -= 1
+        if let h = entry.handler ?? handler { runningPerHandler[h, default: 1] -= 1 }
+    }
+
+    /// The candidate to start next within every limit: its connection has the fewest running
+    /// tasks, then was served least recently; within a connection, the oldest task.
+    func pickIndex(registry: Registry) -> Int? {
+        var best: (index: Int, running: Int, last: Int)?
+        var seen = Set<String>()
+        for (index, task) in candidates.enumerated() where !seen.contains(task.connectionId) {
+            seen.insert(task.connectionId)
+            guard let connection = registry.connections[task.connectionId] else { return index }
+            let onConnection = runningPerConnection[connection.id, default: 0]
+            if let limit = connection.maxConcurrency, onConnection >= limit { continue }
+            if let limit = registry.handlers[connection.handler]?.maxConcurrency, runningPerHandler[connection.handler, default: 0] >= limit { continue }
+            let last = lastStarted[connection.id, default: 0]
+            if best == nil || onConnection < best!.running || (onConnection == best!.running && last < best!.last) {
+                best = (index, onConnection, last)
+            }
+        }
+        return best?.index
+    }
+
+    /// Wakes the loop at `date`, unless an earlier wake is already pending.
+    mutating func arm(_ date: Date, group: inout TaskGroup<Scheduler.Event>) {
+        if let timer, timer <= date { return }
+        timer = date
+        group.addTask {
+            let delay = date.timeIntervalSinceNow
+            if delay > 0 { try? await Task.sleep(for: .milliseconds(Int((delay * 1000).rounded(.up)))) }
+            return .timer(date)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// What one claimed task's execution came to, after its outcome was committed.
+public struct FinishedTask: Sendable {
+    public var record: TaskRecord
+    public var transition: TaskTransition
+    public var completion: CompletionResult
+    /// Stopped by the host's shutdown: re-queued, not a failure of the pass.
+    public var interrupted: Bool
+    public var handler: String
+}
+
+/// Runs one claimed task end to end: the agent, child validation, the retry decision, and the
+/// single transaction that records all of it. Shared by `exec` and the scheduler.
+public struct TaskExecutor: Sendable {
+    public var store: StoreAccess
+    public var runner: AgentRunner
+    public var logger: Logger
+
+    public init(store: StoreAccess, runner: AgentRunner, logger: Logger) {
+        self.store = store
+        self.runner = runner
+        self.logger = logger
+    }
+
+    public func execute(_ task: StoredTask, executionId: String, registry: Registry) async throws(StoreError) -> FinishedTask {
+        let now = Date()
+        guard let connection = registry.connections[task.connectionId], let handler = registry.handlers[connection.handler] else {
+            let record = TaskRecord(
+                taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: task.connectionId,
+                handler: "", type: task.taskType, trigger: task.trigger, status: .failure, failureReason: .nonRetryableError, exitCode: nil, signal: nil,
+                timedOut: false, startedAt: now, durationMs: 0, attempt: task.attempt, result: nil,
+                error: "connection \(task.connectionId) is no longer in the config", stderrTail: "")
+            let completion = TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error))
+            let result = try await store { (s) throws(StoreError) in try s.complete(completion, now: now) }
+            return FinishedTask(record: record, transition: completion.transition, completion: result, interrupted: false, handler: "")
+        }
+        let context = TaskContext(
+            taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: connection.id,
+            taskType: task.taskType, trigger: task.trigger, attempt: task.attempt, taskMetadata: task.metadata, persistentTaskMetadata: task.checkpoint)
+        let store = self.store
+        let execution = await runner.run(handler: handler, connection: connection, context: context, configDirectory: registry.directory) { process in
+            // On the supervising thread: a plain blocking write is fine here.
+            try? store.store.recordSpawn(taskId: task.id, executionId: executionId, agent: process)
+        }
+        var record = execution.record
+        var verdict = execution.verdict
+        var children: [NewChild] = []
+        if record.status == .success && !execution.report.children.isEmpty {
+            let tasksInScan = try await store { (s) throws(StoreError) in try s.taskCount(scanId: task.scanId) }
+            let validation = ChildRequests.validate(
+                execution.report.children,
+                context: .init(
+                    appId: runner.appId, scanId: task.scanId, parentTaskId: task.id, parentTaskType: task.taskType, parentDepth: task.depth,
+                    handlerTaskTypes: handler.taskTypes, tasksInScan: tasksInScan, limits: registry.limits))
+            switch validation {
+            case .success(let valid):
+                children = valid
+            case .failure(let failure):
+                verdict.status = .failure
+                verdict.failureReason = .nonRetryableError
+                verdict.error = failure.description
+                record.status = .failure
+                record.failureReason = .nonRetryableError
+                record.error = failure.description
+            }
+        }
+        let decision = RetryDecision.decide(
+            verdict: verdict, attempt: task.attempt, rateLimitedSoFar: task.rateLimitedSeconds, policy: handler.retry ?? registry.retry, now: Date())
+        var completion = TaskCompletion(record: record, transition: decision.transition)
+        if record.status == .success {
+            completion.children = children
+            completion.checkpoint = execution.report.checkpoint
+        }
+        completion.stats = execution.report.stats
+        completion.pauseConnection = decision.pauseConnection
+        let committed = completion
+        let result = try await store { (s) throws(StoreError) in try s.complete(committed, now: Date()) }
+        log(record, transition: decision.transition, result: result, children: children.count)
+        return FinishedTask(record: record, transition: decision.transition, completion: result, interrupted: verdict.interrupted, handler: handler.name)
+    }
+
+    func log(_ record: TaskRecord, transition: TaskTransition, result: CompletionResult, children: Int) {
+        let label = "\(record.connectionId)/\(record.type)"
+        let meta: KeyValuePairs<String, String> = ["task": record.taskId, "attempt": String(record.attempt), "ms": String(record.durationMs)]
+        switch transition {
+        case .succeeded:
+            logger.info(label, "succeeded" + (children > 0 ? ", \(result.childrenAdded) new child task(s)" : ""), meta)
+        case .failed(let reason, let message):
+            logger.error(label, "failed \(reason.rawValue): \(message ?? "")", meta)
+        case .retry(let at, let attempt):
+            logger.warning(label, "\(record.failureReason?.rawValue ?? "failed"): \(record.error ?? ""); attempt \(attempt) at \(Timestamp.iso8601(at))", meta)
+        case .snooze(let until, _):
+            logger.warning(label, "rate limited; snoozed until \(Timestamp.iso8601(until))", meta)
+        case .requeue:
+            logger.warning(label, "interrupted; re-queued", meta)
+        }
+        if let scan = result.closedScan {
+            logger.info(label, "scan \(scan.status.rawValue): \(scan.succeeded)/\(scan.tasks) tasks succeeded, \(scan.failed) failed, \(scan.skipped) skipped, \(scan.records) records" + (scan.checkpointCommitted ? ", checkpoint committed" : ""), ["scan": scan.id])
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import CSQLite
+import Foundation
+
+/// An error from SQLite, with the statement that caused it and a hint a person can act on.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case cannotOpen, readOnly, full, corrupt, busy, schema, other }
+    public var kind: Kind
+    public var message: String
+    public var path: String
+
+    public var description: String {
+        switch kind {
+        case .cannotOpen: "cannot open state file \(path): \(message) (check that its directory exists and is writable, or pass --state)"
+        case .readOnly: "state file \(path) is read-only: \(message) (check the permissions of the file and its directory)"
+        case .full: "state file \(path): the disk is full: \(message) (free space and run again; nothing was lost)"
+        case .corrupt: "state file \(path) is damaged: \(message) (restore it from a backup, or move it aside to start fresh; it was not modified)"
+        case .busy: "state file \(path) is locked by another process: \(message)"
+        case .schema: "state file \(path): \(message)"
+        case .other: "state file \(path): \(message)"
+        }
+    }
+
+    /// The sysexits code for this failure: 74 (I/O) for disk and permission problems, 70 otherwise.
+    public var exitCode: Int32 {
+        switch kind {
+        case .cannotOpen, .readOnly, .full: 74
+        default: 70
+        }
+    }
+}
+
+/// A serialised SQLite connection with cached prepared statements. Not thread-safe by itself: the
+/// store owning it holds a lock around every use.
+final class SQLiteDatabase {
+    let path: String
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+
+    init(path: String) throws(StoreError) {
+        self.path = path
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        handle = db
+        guard rc == SQLITE_OK else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(rc)"
+            sqlite3_close(db)
+            handle = nil
+            throw StoreError(kind: rc == SQLITE_READONLY ? .readOnly : .cannotOpen, message: message, path: path)
+        }
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close(handle)
+    }
+
+    func error(_ rc: Int32, _ context: String) -> StoreError {
+        let message = "\(context): \(String(cString: sqlite3_errmsg(handle)))"
+        let kind: StoreError.Kind
+        switch rc & 0xFF {
+        case SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN: kind = .readOnly
+        case SQLITE_FULL: kind = .full
+        case SQLITE_IOERR:
+            // The OS error tells a full disk (or a file-size limit) from a failing one.
+            let osError = sqlite3_system_errno(handle)
+            kind = osError == ENOSPC || osError == EFBIG || osError == EDQUOT ? .full : (osError == EACCES || osError == EROFS ? .readOnly : .other)
+        case SQLITE_CORRUPT, SQLITE_NOTADB: kind = .corrupt
+        case SQLITE_BUSY, SQLITE_LOCKED: kind = .busy
+        default: kind = .other
+        }
+        return StoreError(kind: kind, message: message, path: path)
+    }
+
+    /// Runs one or more statements without results (schema, pragmas).
+    func execute(_ sql: String) throws(StoreError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? "error \(rc)"
+            sqlite3_free(message)
+            var e = error(rc, text)
+            e.message = text
+            throw e
+        }
+    }
+
+    /// Runs `sql` with `bindings`, calling `row` for each result row.
+    func query(_ sql: String, _ bindings: [SQLValue] = [], row: (Row) throws(StoreError) -> Void = { _ in }) throws(StoreError) {
+        let statement = try prepare(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        for (index, value) in bindings.enumerated() {
+            let i = Int32(index + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(statement, i)
+            case .integer(let v): rc = sqlite3_bind_int64(statement, i, v)
+            case .real(let v): rc = sqlite3_bind_double(statement, i, v)
+            case .text(let v): rc = sqlite3_bind_text(statement, i, v, -1, SQLITE_TRANSIENT_PTR)
+            }
+            guard rc == SQLITE_OK else { throw error(rc, "binding parameter \(i)") }
+        }
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw error(rc, "running \(sql.prefix(60))") }
+            try row(Row(statement: statement!))
+        }
+    }
+
+    func run(_ sql: String, _ bindings: SQLValue...) throws(StoreError) { try query(sql, bindings) }
+
+    func rows<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> [T] {
+        var result: [T] = []
+        try query(sql, bindings) { r in result.append(map(r)) }
+        return result
+    }
+
+    func firstRow<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> T? {
+        try rows(sql, bindings, map).first
+    }
+
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// `BEGIN IMMEDIATE`: takes the write lock up front, so a transaction never fails halfway for
+    /// a lock it could have waited for (busy_timeout applies to the BEGIN).
+    func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func prepare(_ sql: String) throws(StoreError) -> OpaquePointer? {
+        if let cached = statements[sql] { return cached }
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK else { throw error(rc, "preparing \(sql.prefix(80))") }
+        statements[sql] = statement
+        return statement
+    }
+}
+
+/// SQLite's "copy this text now" destructor, which Swift cannot spell as a constant.
+let SQLITE_TRANSIENT_PTR = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+enum SQLValue: Sendable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+
+    static func int(_ v: Int) -> SQLValue { .integer(Int64(v)) }
+    static func optional(_ s: String?) -> SQLValue { s.map(SQLValue.text) ?? .null }
+    static func optional(_ i: Int?) -> SQLValue { i.map { .integer(Int64($0)) } ?? .null }
+    static func optional(_ d: Double?) -> SQLValue { d.map(SQLValue.real) ?? .null }
+    static func json(_ v: JSONValue?) -> SQLValue { v.map { .text($0.serialized()) } ?? .null }
+    static func date(_ d: Date) -> SQLValue { .real(d.timeIntervalSince1970) }
+    static func date(_ d: Date?) -> SQLValue { d.map { .real($0.timeIntervalSince1970) } ?? .null }
+    static func bool(_ b: Bool) -> SQLValue { .integer(b ? 1 : 0) }
+}
+
+struct Row {
+    let statement: OpaquePointer
+
+    func isNull(_ i: Int32) -> Bool { sqlite3_column_type(statement, i) == SQLITE_NULL }
+    func int(_ i: Int32) -> Int { Int(sqlite3_column_int64(statement, i)) }
+    func optionalInt(_ i: Int32) -> Int? { isNull(i) ? nil : int(i) }
+    func double(_ i: Int32) -> Double { sqlite3_column_double(statement, i) }
+    func bool(_ i: Int32) -> Bool { sqlite3_column_int64(statement, i) != 0 }
+    func text(_ i: Int32) -> String { sqlite3_column_text(statement, i).map { String(cString: $0) } ?? "" }
+    func optionalText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
+    func date(_ i: Int32) -> Date { Date(timeIntervalSince1970: double(i)) }
+    func optionalDate(_ i: Int32) -> Date? { isNull(i) ? nil : date(i) }
+    func json(_ i: Int32) -> JSONValue? { optionalText(i).flatMap { try? JSONParser.parse($0) } }
+}

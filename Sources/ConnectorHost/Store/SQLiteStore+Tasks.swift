@@ -1,0 +1,187 @@
+import Foundation
+
+extension SQLiteStore {
+    static let taskColumns = """
+        id, connection_id, task_type, scan_id, parent_task_id, depth, metadata, checkpoint, state, trigger, attempt, next_run_at,
+        rate_limited_seconds, execution_id, host_pid, host_start, agent_pid, agent_pgid, agent_start
+        """
+
+    static func task(_ r: Row) -> StoredTask {
+        var owner: TaskOwner?
+        if let hostPid = r.optionalInt(14) {
+            var agent: SpawnedProcess?
+            if let pid = r.optionalInt(16) {
+                agent = SpawnedProcess(pid: Int32(pid), processGroup: Int32(r.optionalInt(17) ?? pid), startTicks: UInt64(r.optionalInt(18) ?? 0))
+            }
+            owner = TaskOwner(hostPid: Int32(hostPid), hostStartTicks: UInt64(r.optionalInt(15) ?? 0), agent: agent)
+        }
+        return StoredTask(
+            id: r.text(0), connectionId: r.text(1), taskType: r.text(2), scanId: r.text(3), parentTaskId: r.optionalText(4), depth: r.int(5),
+            metadata: r.json(6), checkpoint: r.json(7), state: TaskState(rawValue: r.text(8)) ?? .queued, trigger: Trigger(rawValue: r.text(9)) ?? .schedule,
+            attempt: r.int(10), nextRunAt: r.date(11), rateLimitedSeconds: r.double(12), executionId: r.optionalText(13), owner: owner)
+    }
+
+    public func readyTasks(now: Date, perConnection: Int) throws(StoreError) -> [StoredTask] {
+        try locked { (db) throws(StoreError) in
+            try db.rows(
+                """
+                SELECT \(Self.taskColumns) FROM (
+                    SELECT *, ROW_NUMBER() OVER (PARTITION BY connection_id ORDER BY next_run_at, seq) AS position
+                    FROM tasks WHERE state IN ('queued', 'snoozed') AND next_run_at <= ?
+                ) WHERE position <= ? ORDER BY next_run_at, seq
+                """, [.date(now), .int(perConnection)], Self.task)
+        }
+    }
+
+    public func claim(taskId: String, executionId: String, owner: TaskOwner, now: Date) throws(StoreError) -> StoredTask? {
+        try transaction { (db) throws(StoreError) -> StoredTask? in
+            try db.run(
+                """
+                UPDATE tasks SET state = 'running', execution_id = ?, host_pid = ?, host_start = ?, agent_pid = NULL, agent_pgid = NULL,
+                    agent_start = NULL, started_at = ?, updated_at = ?
+                WHERE id = ? AND state IN ('queued', 'snoozed')
+                """, .text(executionId), .int(Int(owner.hostPid)), .int(Int(owner.hostStartTicks)), .date(now), .date(now), .text(taskId))
+            guard db.changes == 1 else { return nil }
+            guard var task = try db.firstRow("SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", [.text(taskId)], Self.task) else { return nil }
+            if task.parentTaskId == nil {
+                task.checkpoint = try db.firstRow(
+                    "SELECT metadata FROM checkpoints WHERE connection_id = ? AND task_type = ?", [.text(task.connectionId), .text(task.taskType)]) { $0.json(0) } ?? nil
+            }
+            return task
+        }
+    }
+
+    public func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError) {
+        try locked { (db) throws(StoreError) in
+            try db.run(
+                "UPDATE tasks SET agent_pid = ?, agent_pgid = ?, agent_start = ? WHERE id = ? AND execution_id = ?", .int(Int(agent.pid)), .int(Int(agent.processGroup)),
+                .int(Int(agent.startTicks)), .text(taskId), .text(executionId))
+        }
+    }
+
+    static let clearOwner = "execution_id = NULL, host_pid = NULL, host_start = NULL, agent_pid = NULL, agent_pgid = NULL, agent_start = NULL"
+
+    public func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
+        try transaction { (db) throws(StoreError) -> CompletionResult in
+            let record = completion.record
+            var result = CompletionResult()
+            try Self.insertExecution(db, record, stats: completion.stats)
+            let id = SQLValue.text(record.taskId)
+            switch completion.transition {
+            case .succeeded:
+                let isChild = record.parentTaskId != nil
+                try db.run(
+                    "UPDATE tasks SET state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                    .bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint), .date(now), id)
+                if !isChild, let checkpoint = completion.checkpoint {
+                    try db.run("UPDATE scans SET pending_checkpoint = ? WHERE id = ?", .json(checkpoint), .text(record.scanId))
+                }
+                let depth = try db.firstRow("SELECT depth FROM tasks WHERE id = ?", [id]) { $0.int(0) } ?? 0
+                for child in completion.children {
+                    try db.run(
+                        """
+                        INSERT OR IGNORE INTO tasks (id, connection_id, task_type, scan_id, parent_task_id, depth, child_key, metadata, state, trigger,
+                            attempt, next_run_at, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'child', 1, ?, ?, ?)
+                        """, .text(child.id), .text(record.connectionId), .text(child.taskType), .text(record.scanId), id, .int(depth + 1), .text(child.key),
+                        .json(child.metadata), .date(now), .date(now), .date(now))
+                    if db.changes == 1 {
+                        result.childrenAdded += 1
+                    } else if try db.firstRow("SELECT state FROM tasks WHERE id = ?", [.text(child.id)], { $0.text(0) }) == TaskState.succeeded.rawValue {
+                        // At-least-once: the parent ran again and asked for work already done.
+                        let skipped = TaskRecord(
+                            taskId: child.id, taskExecutionId: DeterministicID.random(), scanId: record.scanId, parentTaskId: record.taskId,
+                            connectionId: record.connectionId, handler: record.handler, type: child.taskType, trigger: .child, status: .skipped, failureReason: nil,
+                            exitCode: nil, signal: nil, timedOut: false, startedAt: now, durationMs: 0, attempt: 0, result: nil,
+                            error: "already completed (duplicate delivery)", stderrTail: "")
+                        try Self.insertExecution(db, skipped, stats: nil)
+                        result.duplicatesSkipped += 1
+                    }
+                }
+            case .failed(let reason, let message):
+                try db.run(
+                    "UPDATE tasks SET state = 'failed', failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?", .text(reason.rawValue),
+                    .optional(message), .date(now), id)
+            case .retry(let at, let attempt):
+                try db.run(
+                    "UPDATE tasks SET state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry', updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                    .int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
+            case .snooze(let until, let seconds):
+                try db.run(
+                    "UPDATE tasks SET state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                    .date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
+            case .requeue:
+                try db.run(
+                    "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                    .date(now), .optional(record.error), .date(now), id)
+            }
+            if let reason = completion.pauseConnection {
+                try db.run(
+                    "UPDATE connections SET state = 'needs_reauth', state_reason = ?, updated_at = ? WHERE id = ?", .text(reason), .date(now), .text(record.connectionId))
+                try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
+            }
+            result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
+            return result
+        }
+    }
+
+    /// Ends the scan once every task in it is terminal. Its root checkpoint commits only when
+    /// every task succeeded, so a failed scan is covered again by the next one.
+    static func closeScanIfDone(_ db: SQLiteDatabase, scanId: String, now: Date) throws(StoreError) -> ScanSummary? {
+        let open = try db.firstRow("SELECT COUNT(*) FROM tasks WHERE scan_id = ? AND state NOT IN ('succeeded', 'failed')", [.text(scanId)]) { $0.int(0) } ?? 0
+        guard open == 0, let scan = try db.firstRow("SELECT \(scanColumns) FROM scans WHERE id = ? AND status = 'running'", [.text(scanId)], Self.scan) else { return nil }
+        let counts = try db.firstRow(
+            "SELECT COUNT(*), COALESCE(SUM(state = 'succeeded'), 0), COALESCE(SUM(state = 'failed'), 0) FROM tasks WHERE scan_id = ?", [.text(scanId)]
+        ) { ($0.int(0), $0.int(1), $0.int(2)) } ?? (0, 0, 0)
+        let skipped = try db.firstRow(
+            "SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'skipped' AND task_id <> ?", [.text(scanId), .text(scan.rootTaskId)]) { $0.int(0) } ?? 0
+        let records = try db.firstRow("SELECT COALESCE(SUM(records), 0) FROM executions WHERE scan_id = ? AND status = 'success'", [.text(scanId)]) { $0.int(0) } ?? 0
+        let success = counts.2 == 0 && counts.0 > 0
+        var committed = false
+        if success, let pending = try db.firstRow("SELECT pending_checkpoint FROM scans WHERE id = ?", [.text(scanId)], { $0.optionalText(0) }) ?? nil {
+            try db.run(
+                """
+                INSERT INTO checkpoints (connection_id, task_type, metadata, scan_id, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(connection_id, task_type) DO UPDATE SET metadata = excluded.metadata, scan_id = excluded.scan_id, updated_at = excluded.updated_at
+                """, .text(scan.connectionId), .text(scan.taskType), .text(pending), .text(scanId), .date(now))
+            committed = true
+        }
+        try db.run(
+            "UPDATE scans SET status = ?, ended_at = ?, tasks = ?, succeeded = ?, failed = ?, skipped = ?, records = ?, checkpoint_committed = ? WHERE id = ?",
+            .text(success ? "success" : "failure"), .date(now), .int(counts.0), .int(counts.1), .int(counts.2), .int(skipped), .int(records), .bool(committed), .text(scanId))
+        return try db.firstRow("SELECT \(scanColumns) FROM scans WHERE id = ?", [.text(scanId)], Self.scan)
+    }
+
+    public func runningTasks() throws(StoreError) -> [StoredTask] {
+        try locked { (db) throws(StoreError) in try db.rows("SELECT \(Self.taskColumns) FROM tasks WHERE state = 'running' ORDER BY seq", [], Self.task) }
+    }
+
+    public func requeueInterrupted(taskId: String, note: String, now: Date) throws(StoreError) {
+        try transaction { (db) throws(StoreError) in
+            try db.run(
+                "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ? AND state = 'running'",
+                .date(now), .text(note), .date(now), .text(taskId))
+            let connection = try db.firstRow("SELECT connection_id FROM tasks WHERE id = ?", [.text(taskId)]) { $0.text(0) }
+            try Self.insertEvent(db, connectionId: connection, kind: "TASK_RECOVERED", detail: "\(taskId): \(note)", deliver: false, now: now)
+        }
+    }
+
+    public func task(id: String) throws(StoreError) -> StoredTask? {
+        try locked { (db) throws(StoreError) in try db.firstRow("SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", [.text(id)], Self.task) }
+    }
+
+    public func taskCount(scanId: String) throws(StoreError) -> Int {
+        try locked { (db) throws(StoreError) in try db.firstRow("SELECT COUNT(*) FROM tasks WHERE scan_id = ?", [.text(scanId)]) { $0.int(0) } ?? 0 }
+    }
+
+    public func nextTaskTime(after date: Date) throws(StoreError) -> Date? {
+        try locked { (db) throws(StoreError) in
+            try db.firstRow(
+                "SELECT MIN(next_run_at) FROM tasks WHERE state IN ('queued', 'snoozed') AND next_run_at > ?", [.date(date)]) { $0.optionalDate(0) } ?? nil
+        }
+    }
+
+    public func queueDepth() throws(StoreError) -> Int {
+        try locked { (db) throws(StoreError) in try db.firstRow("SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'snoozed')", []) { $0.int(0) } ?? 0 }
+    }
+}

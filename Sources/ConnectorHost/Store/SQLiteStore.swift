@@ -1,0 +1,242 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// The embedded state: one SQLite file in WAL mode. `synchronous=FULL` because the promise is that
+/// a completed transaction survives power loss, not only a crash of the host (README, "State").
+public final class SQLiteStore: Store, @unchecked Sendable {
+    public let appId: String
+    public let location: String
+    let db: SQLiteDatabase
+    private let lock = NSLock()
+
+    /// Opens (creating if needed) the state file and brings its schema up to date.
+    public init(path: String) throws(StoreError) {
+        location = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StoreError(kind: .cannotOpen, message: "cannot create directory \(directory): \(error.localizedDescription)", path: path)
+            }
+        }
+        let db = try SQLiteDatabase(path: path)
+        try db.execute("PRAGMA busy_timeout = 10000")
+        try db.execute("PRAGMA journal_mode = WAL")
+        try db.execute("PRAGMA synchronous = FULL")
+        try db.execute("PRAGMA foreign_keys = ON")
+        try Self.migrate(db)
+        self.db = db
+        appId = try db.transaction { () throws(StoreError) -> String in
+            if let id = try db.firstRow("SELECT value FROM meta WHERE key = 'app_id'", [], { $0.text(0) }) { return id }
+            let id = DeterministicID.random()
+            try db.run("INSERT INTO meta (key, value) VALUES ('app_id', ?)", .text(id))
+            return id
+        }
+    }
+
+    static func migrate(_ db: SQLiteDatabase) throws(StoreError) {
+        let current = try db.firstRow("PRAGMA user_version", [], { $0.int(0) }) ?? 0
+        if current > Schema.migrations.count {
+            throw StoreError(kind: .schema, message: "schema version \(current) is newer than this host understands (\(Schema.migrations.count)); upgrade connector-host", path: db.path)
+        }
+        for (index, migration) in Schema.migrations.enumerated() where index >= current {
+            try db.transaction { () throws(StoreError) in
+                try db.execute(migration)
+                try db.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+
+    /// Serialises use of the connection: the store is shared by the scheduler and the threads
+    /// supervising agents.
+    func locked<T>(_ body: (SQLiteDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(db)
+    }
+
+    func transaction<T>(_ body: (SQLiteDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
+        try locked { (db) throws(StoreError) -> T in try db.transaction { () throws(StoreError) -> T in try body(db) } }
+    }
+
+    // MARK: Connections
+
+    static let connectionColumns = "id, handler, environment, config_hash, config_json, enabled, state, state_reason, deleted_at"
+
+    static func connection(_ r: Row) -> StoredConnection {
+        StoredConnection(
+            id: r.text(0), handler: r.text(1), environment: r.text(2), configHash: r.text(3), configJSON: r.text(4), enabled: r.bool(5),
+            state: ConnectionState(rawValue: r.text(6)) ?? .active, stateReason: r.optionalText(7), deletedAt: r.optionalDate(8))
+    }
+
+    public func connections(includeDeleted: Bool) throws(StoreError) -> [StoredConnection] {
+        try locked { (db) throws(StoreError) in
+            try db.rows("SELECT \(Self.connectionColumns) FROM connections \(includeDeleted ? "" : "WHERE deleted_at IS NULL") ORDER BY id", [], Self.connection)
+        }
+    }
+
+    public func saveConnection(_ c: StoredConnection, deliver: Bool, now: Date) throws(StoreError) -> LifecycleEvent? {
+        try transaction { (db) throws(StoreError) -> LifecycleEvent? in
+            let existing = try db.firstRow("SELECT \(Self.connectionColumns) FROM connections WHERE id = ?", [.text(c.id)], Self.connection)
+            let state: ConnectionState = c.enabled ? .active : .disabled
+            let event: LifecycleEvent
+            if let existing, existing.deletedAt == nil {
+                guard existing.configHash != c.configHash else { return nil }
+                event = .updated
+            } else {
+                event = .created
+            }
+            if existing == nil {
+                try db.run(
+                    "INSERT INTO connections (id, handler, environment, config_hash, config_json, enabled, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    .text(c.id), .text(c.handler), .text(c.environment), .text(c.configHash), .text(c.configJSON), .bool(c.enabled), .text(state.rawValue),
+                    .date(now), .date(now))
+            } else {
+                try db.run(
+                    "UPDATE connections SET handler = ?, environment = ?, config_hash = ?, config_json = ?, enabled = ?, state = ?, state_reason = NULL, updated_at = ?, deleted_at = NULL WHERE id = ?",
+                    .text(c.handler), .text(c.environment), .text(c.configHash), .text(c.configJSON), .bool(c.enabled), .text(state.rawValue), .date(now), .text(c.id))
+            }
+            try Self.insertEvent(db, connectionId: c.id, kind: event.rawValue, detail: "handler \(c.handler)", deliver: deliver, now: now)
+            return event
+        }
+    }
+
+    public func deleteConnection(_ id: String, deliver: Bool, now: Date) throws(StoreError) {
+        try transaction { (db) throws(StoreError) in
+            try db.run("UPDATE connections SET deleted_at = ?, updated_at = ? WHERE id = ?", .date(now), .date(now), .text(id))
+            try db.run("DELETE FROM schedules WHERE connection_id = ?", .text(id))
+            try db.run("DELETE FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed')", .text(id))
+            try db.run("UPDATE scans SET status = 'failure', ended_at = ? WHERE connection_id = ? AND status = 'running'", .date(now), .text(id))
+            try Self.insertEvent(db, connectionId: id, kind: LifecycleEvent.deleted.rawValue, detail: nil, deliver: deliver, now: now)
+        }
+    }
+
+    public func setConnectionState(_ id: String, _ state: ConnectionState, reason: String?, now: Date) throws(StoreError) {
+        try transaction { (db) throws(StoreError) in
+            try db.run("UPDATE connections SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?", .text(state.rawValue), .optional(reason), .date(now), .text(id))
+            try Self.insertEvent(db, connectionId: id, kind: "STATE_\(state.rawValue.uppercased())", detail: reason, deliver: false, now: now)
+        }
+    }
+
+    public func recordEvent(connectionId: String?, kind: String, detail: String?, now: Date) throws(StoreError) {
+        try locked { (db) throws(StoreError) in try Self.insertEvent(db, connectionId: connectionId, kind: kind, detail: detail, deliver: false, now: now) }
+    }
+
+    static func insertEvent(_ db: SQLiteDatabase, connectionId: String?, kind: String, detail: String?, deliver: Bool, now: Date) throws(StoreError) {
+        try db.run(
+            "INSERT INTO events (at, connection_id, kind, detail, delivery) VALUES (?, ?, ?, ?, ?)", .date(now), .optional(connectionId), .text(kind),
+            .optional(detail), deliver ? .text("pending") : .null)
+    }
+
+    public func pendingDeliveries() throws(StoreError) -> [LifecycleDelivery] {
+        try locked { (db) throws(StoreError) in
+            try db.rows(
+                "SELECT e.id, e.connection_id, e.kind, c.config_json, e.delivery_attempts FROM events e JOIN connections c ON c.id = e.connection_id WHERE e.delivery = 'pending' ORDER BY e.id", []
+            ) { r in
+                LifecycleDelivery(eventId: r.int(0), connectionId: r.text(1), event: LifecycleEvent(rawValue: r.text(2)) ?? .updated, configJSON: r.text(3), attempts: r.int(4))
+            }
+        }
+    }
+
+    /// Deliveries are tried up to five times, once per pass.
+    public func finishDelivery(eventId: Int, delivered: Bool) throws(StoreError) {
+        try locked { (db) throws(StoreError) in
+            if delivered {
+                try db.run("UPDATE events SET delivery = 'delivered', delivery_attempts = delivery_attempts + 1 WHERE id = ?", .int(eventId))
+            } else {
+                try db.run(
+                    "UPDATE events SET delivery_attempts = delivery_attempts + 1, delivery = CASE WHEN delivery_attempts + 1 >= 5 THEN 'failed' ELSE 'pending' END WHERE id = ?",
+                    .int(eventId))
+            }
+        }
+    }
+
+    // MARK: Schedules and scans
+
+    public func schedules() throws(StoreError) -> [StoredSchedule] {
+        try locked { (db) throws(StoreError) in
+            try db.rows("SELECT connection_id, task_type, root_task_id, spec, next_due_at, last_due_at FROM schedules ORDER BY connection_id, task_type", []) { r in
+                StoredSchedule(connectionId: r.text(0), taskType: r.text(1), rootTaskId: r.text(2), spec: r.text(3), nextDueAt: r.optionalDate(4), lastDueAt: r.optionalDate(5))
+            }
+        }
+    }
+
+    public func saveSchedules(connectionId: String, _ desired: [StoredSchedule], now: Date) throws(StoreError) {
+        try transaction { (db) throws(StoreError) in
+            let existing = try db.rows("SELECT task_type, spec, root_task_id FROM schedules WHERE connection_id = ?", [.text(connectionId)]) { ($0.text(0), $0.text(1), $0.text(2)) }
+            for schedule in desired {
+                if let old = existing.first(where: { $0.0 == schedule.taskType }) {
+                    if old.1 != schedule.spec {
+                        try db.run(
+                            "UPDATE schedules SET spec = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ?", .text(schedule.spec), .date(schedule.nextDueAt),
+                            .text(connectionId), .text(schedule.taskType))
+                    }
+                } else {
+                    try db.run(
+                        "INSERT INTO schedules (connection_id, task_type, root_task_id, spec, next_due_at) VALUES (?, ?, ?, ?, ?)", .text(connectionId), .text(schedule.taskType),
+                        .text(schedule.rootTaskId), .text(schedule.spec), .date(schedule.nextDueAt))
+                }
+            }
+            for old in existing where !desired.contains(where: { $0.taskType == old.0 }) {
+                try db.run("DELETE FROM schedules WHERE connection_id = ? AND task_type = ?", .text(connectionId), .text(old.0))
+                try db.run("DELETE FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed')", .text(old.2))
+            }
+        }
+    }
+
+    public func openScan(
+        connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date
+    ) throws(StoreError) -> ScanOpening {
+        try transaction { (db) throws(StoreError) -> ScanOpening in
+            if let dueAt {
+                try db.run(
+                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ?", .date(dueAt), .date(nextDue), .text(connectionId),
+                    .text(taskType))
+            }
+            if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
+                let record = TaskRecord(
+                    taskId: rootTaskId, taskExecutionId: DeterministicID.random(), scanId: open, parentTaskId: nil, connectionId: connectionId, handler: handler,
+                    type: taskType, trigger: trigger, status: .skipped, failureReason: nil, exitCode: nil, signal: nil, timedOut: false, startedAt: now,
+                    durationMs: 0, attempt: 0, result: nil, error: "previous scan still running (scan \(open))", stderrTail: "")
+                try Self.insertExecution(db, record, stats: nil)
+                return .skipped(openScanId: open)
+            }
+            let scanId = DeterministicID.random()
+            try db.run(
+                "INSERT INTO scans (id, connection_id, task_type, root_task_id, trigger, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)", .text(scanId),
+                .text(connectionId), .text(taskType), .text(rootTaskId), .text(trigger.rawValue), .date(now))
+            try db.run(
+                """
+                INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, attempt, next_run_at, created_at, updated_at)
+                VALUES (?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
+                    next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
+                    agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
+                    interruptions = 0, updated_at = excluded.updated_at
+                """, .text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now))
+            return .opened(scanId: scanId)
+        }
+    }
+
+    // MARK: Checkpoints
+
+    public func checkpoint(connectionId: String, taskType: String) throws(StoreError) -> JSONValue? {
+        try locked { (db) throws(StoreError) in
+            try db.firstRow("SELECT metadata FROM checkpoints WHERE connection_id = ? AND task_type = ?", [.text(connectionId), .text(taskType)]) { $0.json(0) } ?? nil
+        }
+    }
+
+    public func resetCheckpoint(connectionId: String, taskType: String) throws(StoreError) -> Bool {
+        try transaction { (db) throws(StoreError) -> Bool in
+            try db.run("DELETE FROM checkpoints WHERE connection_id = ? AND task_type = ?", .text(connectionId), .text(taskType))
+            let removed = db.changes > 0
+            if removed { try Self.insertEvent(db, connectionId: connectionId, kind: "CHECKPOINT_RESET", detail: taskType, deliver: false, now: Date()) }
+            return removed
+        }
+    }
+}

@@ -1,0 +1,127 @@
+/// The state schema, as numbered migrations applied at open (`PRAGMA user_version` counts them).
+/// Never edit a shipped migration: add the next one.
+enum Schema {
+    static let migrations: [String] = [
+        // 1: connections, schedules, scans, tasks, executions, checkpoints, events.
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE connections (
+            id TEXT PRIMARY KEY,
+            handler TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'active',
+            state_reason TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            deleted_at REAL
+        );
+        CREATE TABLE schedules (
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            task_type TEXT NOT NULL,
+            root_task_id TEXT NOT NULL UNIQUE,
+            spec TEXT NOT NULL,
+            next_due_at REAL,
+            last_due_at REAL,
+            PRIMARY KEY (connection_id, task_type)
+        );
+        CREATE TABLE scans (
+            id TEXT PRIMARY KEY,
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            task_type TEXT NOT NULL,
+            root_task_id TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            tasks INTEGER NOT NULL DEFAULT 0,
+            succeeded INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            records INTEGER NOT NULL DEFAULT 0,
+            pending_checkpoint TEXT,
+            checkpoint_committed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX scans_open ON scans(connection_id, task_type) WHERE status = 'running';
+        CREATE INDEX scans_started ON scans(started_at);
+        CREATE TABLE tasks (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            task_type TEXT NOT NULL,
+            scan_id TEXT NOT NULL,
+            parent_task_id TEXT,
+            depth INTEGER NOT NULL DEFAULT 0,
+            child_key TEXT,
+            metadata TEXT,
+            checkpoint TEXT,
+            state TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            next_run_at REAL NOT NULL,
+            rate_limited_seconds REAL NOT NULL DEFAULT 0,
+            execution_id TEXT,
+            host_pid INTEGER,
+            host_start INTEGER,
+            agent_pid INTEGER,
+            agent_pgid INTEGER,
+            agent_start INTEGER,
+            started_at REAL,
+            failure_reason TEXT,
+            error TEXT,
+            interruptions INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX tasks_ready ON tasks(state, next_run_at);
+        CREATE INDEX tasks_scan ON tasks(scan_id, state);
+        CREATE TABLE executions (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            scan_id TEXT NOT NULL,
+            parent_task_id TEXT,
+            connection_id TEXT NOT NULL,
+            handler TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            failure_reason TEXT,
+            exit_code INTEGER,
+            signal TEXT,
+            timed_out INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            result TEXT,
+            error TEXT,
+            stderr_tail TEXT NOT NULL,
+            records INTEGER,
+            bytes INTEGER,
+            schema_fingerprint TEXT
+        );
+        CREATE INDEX executions_started ON executions(started_at);
+        CREATE INDEX executions_scan ON executions(scan_id);
+        CREATE INDEX executions_task ON executions(task_id);
+        CREATE TABLE checkpoints (
+            connection_id TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            scan_id TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (connection_id, task_type)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            connection_id TEXT,
+            kind TEXT NOT NULL,
+            detail TEXT,
+            delivery TEXT,
+            delivery_attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX events_delivery ON events(delivery) WHERE delivery = 'pending';
+        """
+    ]
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// The host's durable state. Every method is one transaction, so a crash between two calls
+/// leaves a state the next start can recover from. SQL stays behind this protocol.
+public protocol Store: AnyObject, Sendable {
+    /// A stable id of this installation, made when the state was created.
+    var appId: String { get }
+    /// Where the state lives, for messages.
+    var location: String { get }
+
+    // MARK: Connections and their lifecycle
+    func connections(includeDeleted: Bool) throws(StoreError) -> [StoredConnection]
+    /// Creates or updates a connection and records CREATED/UPDATED (nil: unchanged). An update
+    /// clears a needs-re-auth pause. `deliver` queues the event for the handler's lifecycle hook.
+    func saveConnection(_ connection: StoredConnection, deliver: Bool, now: Date) throws(StoreError) -> LifecycleEvent?
+    /// Marks the connection deleted and removes its schedules and queued tasks; history stays.
+    func deleteConnection(_ id: String, deliver: Bool, now: Date) throws(StoreError)
+    func setConnectionState(_ id: String, _ state: ConnectionState, reason: String?, now: Date) throws(StoreError)
+    func recordEvent(connectionId: String?, kind: String, detail: String?, now: Date) throws(StoreError)
+    func pendingDeliveries() throws(StoreError) -> [LifecycleDelivery]
+    func finishDelivery(eventId: Int, delivered: Bool) throws(StoreError)
+
+    // MARK: Schedules and scans
+    func schedules() throws(StoreError) -> [StoredSchedule]
+    /// Makes the connection's schedules exactly `desired`: new ones are added, a changed spec
+    /// takes the new due time, and removed ones go (with their queued root tasks).
+    func saveSchedules(connectionId: String, _ desired: [StoredSchedule], now: Date) throws(StoreError)
+    /// Opens a scan and queues its root task, unless a scan of that connection and type is still
+    /// open; then records the tick as skipped. A scheduled tick (`dueAt`) also moves the schedule
+    /// on to `nextDue`.
+    func openScan(connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date) throws(StoreError) -> ScanOpening
+
+    // MARK: Tasks
+    /// Runnable tasks (due, queued or snoozed), at most `perConnection` of each connection, oldest first.
+    func readyTasks(now: Date, perConnection: Int) throws(StoreError) -> [StoredTask]
+    /// Marks the task running with its owner, if it is still runnable. Done before the agent is spawned.
+    func claim(taskId: String, executionId: String, owner: TaskOwner, now: Date) throws(StoreError) -> StoredTask?
+    /// Records the spawned agent, so a host restarted after a crash can find it.
+    func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError)
+    func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult
+    func runningTasks() throws(StoreError) -> [StoredTask]
+    /// Queues a running task again after its host died or shut down, noting why.
+    func requeueInterrupted(taskId: String, note: String, now: Date) throws(StoreError)
+    func task(id: String) throws(StoreError) -> StoredTask?
+    func taskCount(scanId: String) throws(StoreError) -> Int
+    /// The earliest time after `date` at which a queued or snoozed task becomes runnable.
+    func nextTaskTime(after date: Date) throws(StoreError) -> Date?
+    func queueDepth() throws(StoreError) -> Int
+
+    // MARK: Checkpoints
+    func checkpoint(connectionId: String, taskType: String) throws(StoreError) -> JSONValue?
+    /// Returns whether there was one.
+    func resetCheckpoint(connectionId: String, taskType: String) throws(StoreError) -> Bool
+
+    // MARK: History
+    /// Records an execution that belongs to no queued task (a lifecycle delivery).
+    func recordExecution(_ record: TaskRecord) throws(StoreError)
+    func execution(id: String) throws(StoreError) -> TaskRecord?
+    func executions(scanId: String) throws(StoreError) -> [TaskRecord]
+    func recentExecutions(limit: Int) throws(StoreError) -> [TaskRecord]
+    func scan(id: String) throws(StoreError) -> ScanSummary?
+    func scans(connectionId: String?, limit: Int) throws(StoreError) -> [ScanSummary]
+}

@@ -1,0 +1,154 @@
+import Foundation
+
+/// Where a task is in its life. `queued` and `snoozed` are runnable once `nextRunAt` passes.
+public enum TaskState: String, Sendable, CaseIterable {
+    case queued, running, succeeded, failed, snoozed
+    public var isTerminal: Bool { self == .succeeded || self == .failed }
+}
+
+public enum ConnectionState: String, Sendable {
+    case active
+    case disabled
+    /// An auth failure stopped its schedules until its config changes or `resume`.
+    case needsReauth = "needs_reauth"
+}
+
+public enum LifecycleEvent: String, Sendable {
+    case created = "CREATED"
+    case updated = "UPDATED"
+    case deleted = "DELETED"
+}
+
+/// The host process that owns a running task, and the agent it spawned for it.
+public struct TaskOwner: Sendable, Equatable {
+    public var hostPid: Int32
+    public var hostStartTicks: UInt64
+    public var agent: SpawnedProcess?
+
+    public static var current: TaskOwner {
+        let pid = getpid()
+        return TaskOwner(hostPid: pid, hostStartTicks: ProcFS.stat(pid)?.startTicks ?? 0, agent: nil)
+    }
+}
+
+public struct StoredConnection: Sendable, Equatable {
+    public var id: String
+    public var handler: String
+    public var environment: String
+    public var configHash: String
+    public var configJSON: String
+    public var enabled: Bool
+    public var state: ConnectionState
+    public var stateReason: String?
+    public var deletedAt: Date?
+}
+
+public struct StoredSchedule: Sendable, Equatable {
+    public var connectionId: String
+    public var taskType: String
+    public var rootTaskId: String
+    /// The schedule as text (`every 30m`, `cron "0 3 * * 0"`): a change resets the due time.
+    public var spec: String
+    public var nextDueAt: Date?
+    public var lastDueAt: Date?
+}
+
+/// A task that may be claimed, with what its execution needs.
+public struct StoredTask: Sendable, Equatable {
+    public var id: String
+    public var connectionId: String
+    public var taskType: String
+    public var scanId: String
+    public var parentTaskId: String?
+    public var depth: Int
+    public var metadata: JSONValue?
+    /// The child's committed checkpoint, or for a root task the connection's for its type.
+    public var checkpoint: JSONValue?
+    public var state: TaskState
+    public var trigger: Trigger
+    public var attempt: Int
+    public var nextRunAt: Date
+    public var rateLimitedSeconds: Double
+    public var executionId: String?
+    public var owner: TaskOwner?
+}
+
+/// A child an agent asked for, validated, with its deterministic id.
+public struct NewChild: Sendable, Equatable {
+    public var id: String
+    public var key: String
+    public var taskType: String
+    public var metadata: JSONValue?
+}
+
+/// What becomes of a task after one execution.
+public enum TaskTransition: Sendable, Equatable {
+    case succeeded
+    case failed(FailureReason, String?)
+    /// Run again at `at` as attempt `attempt`.
+    case retry(at: Date, attempt: Int)
+    /// Rate limited: run again at `until` without using an attempt.
+    case snooze(until: Date, addingRateLimitedSeconds: Double)
+    /// Stopped by the host (shutdown): queued again as it was.
+    case requeue
+}
+
+/// One execution's outcome, applied by `Store.complete` in one transaction.
+public struct TaskCompletion: Sendable {
+    public var record: TaskRecord
+    public var transition: TaskTransition
+    /// Committed only with success: staged children are dropped when the parent fails.
+    public var children: [NewChild] = []
+    /// The checkpoint the agent staged: committed on the child's success, or on the root's scan success.
+    public var checkpoint: JSONValue?
+    public var stats: AgentReport.Stats?
+    /// Auth failure: stop the connection's schedules.
+    public var pauseConnection: String?
+
+    public init(record: TaskRecord, transition: TaskTransition) {
+        self.record = record
+        self.transition = transition
+    }
+}
+
+public struct ScanSummary: Sendable, Equatable {
+    public enum Status: String, Sendable { case running, success, failure }
+    public var id: String
+    public var connectionId: String
+    public var taskType: String
+    public var rootTaskId: String
+    public var trigger: Trigger
+    public var status: Status
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var tasks: Int
+    public var succeeded: Int
+    public var failed: Int
+    public var skipped: Int
+    public var records: Int
+    public var checkpointCommitted: Bool
+}
+
+public struct CompletionResult: Sendable, Equatable {
+    /// Children that were new in the scan.
+    public var childrenAdded = 0
+    /// Children that already existed and had completed: recorded as skipped, not run again.
+    public var duplicatesSkipped = 0
+    /// The scan, when this completion closed it.
+    public var closedScan: ScanSummary?
+}
+
+/// The result of asking for a root tick.
+public enum ScanOpening: Sendable, Equatable {
+    case opened(scanId: String)
+    /// A scan of the same connection and type is still open (no overlap).
+    case skipped(openScanId: String)
+}
+
+public struct LifecycleDelivery: Sendable, Equatable {
+    public var eventId: Int
+    public var connectionId: String
+    public var event: LifecycleEvent
+    public var configJSON: String
+    public var attempts: Int
+}
