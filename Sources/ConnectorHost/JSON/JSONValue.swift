@@ -93,3 +93,7 @@ extension JSONValue {
     public init(_ string: String?) { self = string.map(JSONValue.string) ?? .null }
     public init(_ int: Int?) { self = int.map(JSONValue.int) ?? .null }
 }
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self.init(elements) }
+}

@@ -9,7 +9,8 @@ public struct PassOptions: Sendable {
     /// Only these connections run (all when empty). Reconciliation always covers all.
     public var connections: Set<String> = []
     public var environment: String?
-    /// `run` waits within its pass for retries due this soon.
+    /// `run` waits for retries and snoozes due at most this long after the pass started; later
+    /// ones stay queued for the next pass.
     public var maxWaitSeconds: Double = 120
     /// Keep going: sleep until the next due time or new work, reload on SIGHUP.
     public var daemon = false
@@ -88,7 +89,9 @@ public final class Scheduler: Sendable {
                         // held back by a limit) waits for a running task to finish instead.
                         let now = Date()
                         let taskTime = try await store { (s) throws(StoreError) in try s.nextTaskTime(after: now) }
-                        let limit = options.daemon ? Date.distantFuture : now.addingTimeInterval(options.maxWaitSeconds)
+                        // The window is counted from the pass's start, not from each wake: a task
+                        // that keeps snoozing must not hold a cron-driven pass open for hours.
+                        let limit = options.daemon ? Date.distantFuture : start.addingTimeInterval(options.maxWaitSeconds)
                         let wake = [taskTime, options.daemon ? state.nextScheduleDue : nil].compactMap { $0 }.min()
                         if let wake, wake <= limit {
                             state.arm(wake, group: &group)

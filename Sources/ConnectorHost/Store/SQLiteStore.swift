@@ -39,16 +39,18 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }
     }
 
+    /// The version is read inside the write transaction: two processes opening a new state file
+    /// together (a `run` and a `status`, say) must not both apply the same migration.
     static func migrate(_ db: SQLiteDatabase) throws(StoreError) {
-        let current = try db.firstRow("PRAGMA user_version", [], { $0.int(0) }) ?? 0
-        if current > Schema.migrations.count {
-            throw StoreError(kind: .schema, message: "schema version \(current) is newer than this host understands (\(Schema.migrations.count)); upgrade connector-host", path: db.path)
-        }
-        for (index, migration) in Schema.migrations.enumerated() where index >= current {
-            try db.transaction { () throws(StoreError) in
-                try db.execute(migration)
-                try db.execute("PRAGMA user_version = \(index + 1)")
+        let latest = Schema.migrations.count
+        if try db.firstRow("PRAGMA user_version", [], { $0.int(0) }) == latest { return }
+        try db.transaction { () throws(StoreError) in
+            let current = try db.firstRow("PRAGMA user_version", [], { $0.int(0) }) ?? 0
+            if current > latest {
+                throw StoreError(kind: .schema, message: "schema version \(current) is newer than this host understands (\(latest)); upgrade connector-host", path: db.path)
             }
+            for migration in Schema.migrations.dropFirst(current) { try db.execute(migration) }
+            try db.execute("PRAGMA user_version = \(latest)")
         }
     }
 

@@ -1,0 +1,40 @@
+import Testing
+
+@testable import ConnectorHost
+
+@Suite struct JSONParserTests {
+    @Test func roundTripsKeepingOrderAndNumberText() throws {
+        let text = #"{"b":1,"a":[true,false,null,"x\n\u00e9\ud83d\ude00"],"n":12345678901234567890,"f":-1.5e3}"#
+        let value = try JSONParser.parse(text)
+        #expect(value.objectValue?.keys == ["b", "a", "n", "f"])
+        #expect(value["n"] == .number("12345678901234567890"))
+        #expect(value["a"]?.arrayValue?[3] == .string("x\né😀"))
+        #expect(try JSONParser.parse(value.serialized()) == value)
+        #expect(try JSONParser.parse(value.serialized(pretty: true)) == value)
+    }
+
+    @Test(arguments: [
+        ("{\n  \"a\": 1,\n  \"b\": 2,\n}", 4, 1, "expected a key"),
+        ("{\"a\": tru}", 1, 7, "invalid literal"),
+        ("[1, 2", 1, 6, "unexpected end of input"),
+        ("{\"a\": 1, \"a\": 2}", 1, 10, "duplicate key \"a\""),
+        ("01", 1, 1, "leading zero"),
+        ("{} x", 1, 4, "unexpected text after"),
+        ("\"\\q\"", 1, 2, "invalid escape"),
+    ])
+    func errorsNameLineAndColumn(text: String, line: Int, column: Int, message: String) {
+        do {
+            _ = try JSONParser.parse(text)
+            Issue.record("parsed invalid JSON \(text)")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.column == column)
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    @Test func deepNestingIsRefusedNotACrash() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
+    }
+}
