@@ -17,7 +17,7 @@ enum RunCommand {
 
     static let runSpec = CommandSpec(
         name: "run", abstract: "One pass: reconcile, recover, enqueue due root tasks, run until nothing is runnable, print a summary.",
-        options: passOptions + [.value("max-wait", "seconds", "Wait within the pass for retries due this soon (default 120).")],
+        options: passOptions + [.value("max-wait", "seconds", "Wait for retries and snoozes due at most this long after the pass started (default 120).")],
         discussion: """
             Exits 0 when every execution of the pass succeeded, 1 when any failed, 75 when another instance holds the state
             lock (the message names its pid), 78 on a bad config, 74 when the state cannot be written.
