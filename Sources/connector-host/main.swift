@@ -17,6 +17,11 @@ let commands: [(spec: CommandSpec, run: (ParsedArguments) async throws(CommandFa
     (CheckpointCommand.spec, CheckpointCommand.run),
     (ResumeCommand.spec, ResumeCommand.run),
     (ScheduleUnitCommand.spec, ScheduleUnitCommand.run),
+    (RunsCommand.spec, RunsCommand.run),
+    (ScansCommand.spec, ScansCommand.run),
+    (StatusCommand.spec, StatusCommand.run),
+    (AlertsCommand.spec, AlertsCommand.run),
+    (PruneCommand.spec, PruneCommand.run),
 ]
 
 let overview = """

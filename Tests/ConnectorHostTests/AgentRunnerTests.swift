@@ -156,12 +156,19 @@ import Testing
         assertNothingLeft(e)
     }
 
-    @Test func descendantsThatLeftTheGroupAreKilledAndReaped() async {
-        let (e, seconds) = await measure { await runAgent(makeHandler([Fixtures.agent("escape.sh")])) }
+    @Test func descendantsThatLeftTheGroupAreKilledAndReaped() async throws {
+        let dir = TemporaryDirectory()
+        let pidsFile = "\(dir.path)/pids"
+        let (e, seconds) = await measure { await runAgent(makeHandler([Fixtures.agent("escape.sh")], env: ["PIDS_FILE": pidsFile])) }
         #expect(e.record.status == .success)
         #expect(seconds < 5)
         assertNothingLeft(e)
-        #expect(strayZombies().isEmpty)
+        let pids = try String(contentsOfFile: pidsFile, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+        // Two pids are written by the agent's own shell before it exits; the two innermost ones
+        // may be killed before they write theirs.
+        #expect(pids.count >= 2, "the fixture recorded its escaped descendants: \(pids)")
+        // Gone entirely: killed and reaped, not left as zombies of the host (the subreaper).
+        for pid in pids { #expect(ProcFS.stat(pid) == nil, "descendant \(pid) was not reaped") }
     }
 
     @Test func agentClosingItsPipesIsWaitedForByExit() async {
@@ -275,13 +282,23 @@ import Testing
     }
 
     @Test func manyConcurrentRunsLeaveNoZombies() async {
+        let dir = TemporaryDirectory()
         await withTaskGroup(of: AgentExecution.self) { group in
             for i in 0..<40 {
                 let name = ["succeed.sh", "grandchild.sh", "escape.sh", "exit-code.sh"][i % 4]
-                group.addTask { await runAgent(makeHandler([Fixtures.agent(name)], env: ["CODE": "1"])) }
+                group.addTask { await runAgent(makeHandler([Fixtures.agent(name)], env: ["CODE": "1", "PIDS_FILE": "\(dir.path)/pids-\(i)"])) }
             }
-            for await e in group { #expect(processesOfRun(e.record.taskExecutionId).isEmpty) }
+            for await e in group {
+                #expect(processesOfRun(e.record.taskExecutionId).isEmpty)
+                if let pid = e.process?.pid { #expect(ProcFS.stat(pid) == nil, "agent \(pid) was not reaped") }
+            }
         }
-        #expect(strayZombies().isEmpty)
+        // Every escaped descendant of every escape.sh run is gone, not a zombie. (Other tests'
+        // agents run in this process at the same time, so "no zombie at all" would be a race.)
+        let pids = (0..<40).flatMap { i in
+            ((try? String(contentsOfFile: "\(dir.path)/pids-\(i)", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
+        }
+        #expect(pids.count >= 20, "10 escape.sh runs, at least 2 recorded descendants each")
+        for pid in pids { #expect(ProcFS.stat(pid) == nil, "descendant \(pid) was not reaped") }
     }
 }

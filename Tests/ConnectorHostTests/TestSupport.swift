@@ -68,15 +68,6 @@ func processesOfRun(_ executionId: String) -> [Int32] {
     }
 }
 
-/// Zombie children of the test process outside its own process group (agents and their strays).
-func strayZombies() -> [Int32] {
-    let ownGroup = getpgrp()
-    return ProcFS.childrenOfSelf().filter { pid in
-        guard let stat = ProcFS.stat(pid) else { return false }
-        return stat.isZombie && stat.processGroup != ownGroup
-    }
-}
-
 /// Seconds taken by `body`.
 func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
     let start = Date()

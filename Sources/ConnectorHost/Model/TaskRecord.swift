@@ -11,7 +11,8 @@ public enum Trigger: String, Sendable, Codable {
 
 /// What one execution of a task ended as: the record kept in the history and printed by `exec`.
 public struct TaskRecord: Sendable, Equatable {
-    public enum Status: String, Sendable { case success, failure, skipped }
+    /// `running` appears only in history listings, for a task whose execution has not ended.
+    public enum Status: String, Sendable, CaseIterable { case success, failure, skipped, running }
 
     public var taskId: String
     public var taskExecutionId: String
@@ -32,6 +33,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var result: JSONValue?
     public var error: String?
     public var stderrTail: String
+    /// Records the agent reported in `stats` (history only; nil when it reported none).
+    public var records: Int? = nil
 
     public var json: JSONValue {
         var o = JSONObject()
@@ -54,6 +57,7 @@ public struct TaskRecord: Sendable, Equatable {
         o["result"] = result ?? .null
         o["error"] = JSONValue(error)
         o["stderrTail"] = .string(stderrTail)
+        if let records { o["records"] = .int(records) }
         return .object(o)
     }
 }

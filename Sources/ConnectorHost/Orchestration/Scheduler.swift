@@ -44,12 +44,21 @@ public final class Scheduler: Sendable {
     let logger: Logger
     let inbox: SignalInbox?
     let reload: @Sendable () throws(ConfigError) -> Registry
+    /// Retention, alerts, notifications and metrics; nil runs tasks only.
+    let operations: HostOperations?
+    /// Told whenever a task starts or ends (the CLI's progress line).
+    let progress: (@Sendable (PassProgress) -> Void)?
 
-    public init(store: StoreAccess, executor: TaskExecutor, logger: Logger, inbox: SignalInbox?, reload: @escaping @Sendable () throws(ConfigError) -> Registry) {
+    public init(
+        store: StoreAccess, executor: TaskExecutor, logger: Logger, inbox: SignalInbox?, operations: HostOperations? = nil,
+        progress: (@Sendable (PassProgress) -> Void)? = nil, reload: @escaping @Sendable () throws(ConfigError) -> Registry
+    ) {
         self.store = store
         self.executor = executor
         self.logger = logger
         self.inbox = inbox
+        self.operations = operations
+        self.progress = progress
         self.reload = reload
     }
 
@@ -59,6 +68,7 @@ public final class Scheduler: Sendable {
         case timer(Date)
         case signal(Int32?)
         case graceExpired
+        case notified
     }
 
     /// Reconciles, recovers, enqueues what is due, and runs tasks until nothing is runnable
@@ -74,8 +84,9 @@ public final class Scheduler: Sendable {
         for r in summary.recovered {
             logger.warning("recovery", "re-queued task \(r.taskId) left running by host pid \(r.hostPid)" + (r.agentsKilled > 0 ? "; killed \(r.agentsKilled) agent process(es)" : ""))
         }
+        try await operations?.atPassStart(now: start)
         await deliverLifecycleEvents(registry)
-        var state = LoopState(options: options)
+        var state = LoopState(options: options, started: start)
         state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary)
 
         let eventsResult: Result<Void, StoreError> = await withTaskGroup(of: Event.self) { group in
@@ -104,7 +115,11 @@ public final class Scheduler: Sendable {
                     case .finished(let finished, let connection):
                         state.release(finished.record.taskId, connection: connection, handler: finished.handler)
                         summary.finished.append(finished)
+                        state.done += 1
+                        if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
                         if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
+                        if let operations, try await operations.afterTask(finished) { state.notify(operations, group: &group) }
+                        await report(state)
                     case .failedToRecord(let error, let taskId, let connection):
                         state.release(taskId, connection: connection, handler: nil)
                         logger.error("store", "could not record the end of task \(taskId): \(error); it will be recovered at the next start")
@@ -113,6 +128,12 @@ public final class Scheduler: Sendable {
                         if state.timer == at { state.timer = nil }
                         state.candidatesStale = true
                         if options.daemon && !state.draining { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
+                    case .notified:
+                        state.notifying = false
+                        if state.notifyAgain, let operations {
+                            state.notifyAgain = false
+                            state.notify(operations, group: &group)
+                        }
                     case .graceExpired:
                         if !state.running.isEmpty {
                             logger.warning("shutdown", "grace period over; stopping \(state.running.count) running agent(s)")
@@ -133,7 +154,16 @@ public final class Scheduler: Sendable {
         }
         try eventsResult.get()
         summary.leftQueued = try await store { (s) throws(StoreError) in try s.queueDepth() }
+        // A delivery cut short when the loop ended is not an attempt: finish it now.
+        await operations?.notify()
+        await operations?.writeMetrics()
         return summary
+    }
+
+    func report(_ state: LoopState) async {
+        guard let progress else { return }
+        let queued = (try? await store { (s) throws(StoreError) in try s.queueDepth() }) ?? 0
+        progress(PassProgress(running: state.running.count, queued: queued, done: state.done, failed: state.failed, elapsed: Date().timeIntervalSince(state.started)))
     }
 
     // MARK: Starting tasks
@@ -160,6 +190,7 @@ public final class Scheduler: Sendable {
             }
             let handler = registry.connections[task.connectionId]?.handler
             state.start(task.id, connection: task.connectionId, handler: handler)
+            await report(state)
             let executor = self.executor
             group.addTask {
                 do throws(StoreError) {
@@ -301,68 +332,6 @@ public final class Scheduler: Sendable {
                 try s.finishDelivery(eventId: delivery.eventId, delivered: delivered)
             }
             logger.log(delivered ? .info : .error, connection.id, "lifecycle \(delivery.event.rawValue) \(delivered ? "delivered" : "failed: \(record.error ?? "")")")
-        }
-    }
-}
-
-/// The loop's bookkeeping: what runs, what could run next, and pending timers.
-struct LoopState {
-    let options: PassOptions
-    var running: [String: (connection: String, handler: String?)] = [:]
-    var runningPerConnection: [String: Int] = [:]
-    var runningPerHandler: [String: Int] = [:]
-    var lastStarted: [String: Int] = [:]
-    var starts = 0
-    var candidates: [StoredTask] = []
-    var candidatesStale = true
-    var mayHaveMore = true
-    var timer: Date?
-    var nextScheduleDue: Date?
-    var draining = false
-
-    init(options: PassOptions) { self.options = options }
-
-    mutating func start(_ taskId: String, connection: String, handler: String?) {
-        running[taskId] = (connection, handler)
-        runningPerConnection[connection, default: 0] += 1
-        if let handler { runningPerHandler[handler, default: 0] += 1 }
-        starts += 1
-        lastStarted[connection] = starts
-    }
-
-    mutating func release(_ taskId: String, connection: String, handler: String?) {
-        guard let entry = running.removeValue(forKey: taskId) else { return }
-        runningPerConnection[connection, default: 1] -= 1
-        if let h = entry.handler ?? handler { runningPerHandler[h, default: 1] -= 1 }
-    }
-
-    /// The candidate to start next within every limit: its connection has the fewest running
-    /// tasks, then was served least recently; within a connection, the oldest task.
-    func pickIndex(registry: Registry) -> Int? {
-        var best: (index: Int, running: Int, last: Int)?
-        var seen = Set<String>()
-        for (index, task) in candidates.enumerated() where !seen.contains(task.connectionId) {
-            seen.insert(task.connectionId)
-            guard let connection = registry.connections[task.connectionId] else { return index }
-            let onConnection = runningPerConnection[connection.id, default: 0]
-            if let limit = connection.maxConcurrency, onConnection >= limit { continue }
-            if let limit = registry.handlers[connection.handler]?.maxConcurrency, runningPerHandler[connection.handler, default: 0] >= limit { continue }
-            let last = lastStarted[connection.id, default: 0]
-            if best == nil || onConnection < best!.running || (onConnection == best!.running && last < best!.last) {
-                best = (index, onConnection, last)
-            }
-        }
-        return best?.index
-    }
-
-    /// Wakes the loop at `date`, unless an earlier wake is already pending.
-    mutating func arm(_ date: Date, group: inout TaskGroup<Scheduler.Event>) {
-        if let timer, timer <= date { return }
-        timer = date
-        group.addTask {
-            let delay = date.timeIntervalSinceNow
-            if delay > 0 { try? await Task.sleep(for: .milliseconds(Int((delay * 1000).rounded(.up)))) }
-            return .timer(date)
         }
     }
 }

@@ -14,6 +14,8 @@ public struct Registry: Sendable {
     public var limits: FanOutLimits
     public var handlers: [String: Handler]
     public var connections: [String: Connection]
+    /// Alerts, notifications, retention and metrics.
+    public var operations = OperationsSettings()
 
     public func handler(for connection: Connection) -> Handler? { handlers[connection.handler] }
 }

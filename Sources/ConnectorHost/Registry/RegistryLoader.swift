@@ -63,7 +63,9 @@ struct ConfigReader {
         self.checkExecutables = checkExecutables
     }
 
-    static let topLevelKeys = ["version", "state", "concurrency", "shutdownGraceSeconds", "retry", "limits", "handlers", "connections"]
+    static let topLevelKeys = [
+        "version", "state", "concurrency", "shutdownGraceSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
+    ]
     static let handlerKeys = [
         "command", "taskTypes", "output", "timeoutSeconds", "killGraceSeconds", "maxOutputBytes", "env", "exitCodes",
         "workingDirectory", "inheritEnvironment", "lifecycle", "maxConcurrency", "retry", "description",
@@ -190,10 +192,11 @@ struct ConfigReader {
                 problem("connections", "expected an object, found \(value.kindName)")
             }
         }
+        let operations = self.operations(root)
         guard problems.isEmpty else { return nil }
         return Registry(
             file: file, directory: directory, statePath: statePath, concurrency: concurrency, shutdownGraceSeconds: grace,
-            retry: retry, limits: limits, handlers: handlers, connections: connections)
+            retry: retry, limits: limits, handlers: handlers, connections: connections, operations: operations)
     }
 
     mutating func retryPolicy(_ value: JSONValue, _ path: String, base: RetryPolicy) -> RetryPolicy {
@@ -211,22 +214,7 @@ struct ConfigReader {
     mutating func handler(_ value: JSONValue, name: String, path: String, globalRetry: RetryPolicy) -> Handler? {
         guard let o = object(value, path, allowed: Self.handlerKeys) else { return nil }
         let before = problems.count
-        var command: [String] = []
-        if let c = o["command"] {
-            if let array = c.arrayValue, !array.isEmpty {
-                for (i, element) in array.enumerated() {
-                    if let s = element.stringValue, !s.isEmpty { command.append(s) } else {
-                        problem("\(path).command[\(i)]", "expected a non-empty string, found \(element.stringValue == nil ? element.kindName : "an empty string")")
-                    }
-                }
-            } else if let s = c.stringValue {
-                problem("\(path).command", "expected an array like [\"\(s)\"], found a string")
-            } else {
-                problem("\(path).command", c.arrayValue == nil ? "expected an array of strings, found \(c.kindName)" : "is empty; name the agent executable")
-            }
-        } else {
-            problem("\(path).command", "missing; name the agent executable, e.g. [\"agents/my-agent/run.sh\"]")
-        }
+        let command = self.command(o["command"], "\(path).command")
         let workingDirectory = absolute(string(o["workingDirectory"], "\(path).workingDirectory") ?? ".")
         if checkExecutables, let first = command.first, problems.count == before {
             if let issue = ExecutableResolver.problem(command: first, configDirectory: directory) { problem("\(path).command[0]", issue) }
@@ -309,24 +297,7 @@ struct ConfigReader {
         if let f = o["fields"] {
             if let fo = f.objectValue { fields = fo } else { problem("\(path).fields", "expected an object, found \(f.kindName)") }
         }
-        var secrets: [String: SecretReference] = [:]
-        if let s = o["secrets"], let so = object(s, "\(path).secrets", allowed: s.objectValue?.keys ?? []) {
-            for member in so.members {
-                let p = "\(path).secrets.\(member.key)"
-                if !Self.isEnvironmentName(member.key) { problem(p, "invalid name; a secret is passed as an environment variable of its name"); continue }
-                guard let ref = object(member.value, p, allowed: ["env", "file"]) else { continue }
-                switch (ref["env"], ref["file"]) {
-                case (let e?, nil):
-                    if let name = string(e, "\(p).env") {
-                        if Self.isEnvironmentName(name) { secrets[member.key] = .environment(name) } else { problem("\(p).env", "invalid environment variable name \"\(name)\"") }
-                    }
-                case (nil, let f?):
-                    if let file = string(f, "\(p).file") { secrets[member.key] = .file(absolute(file)) }
-                case (nil, nil): problem(p, "needs \"env\" (a variable of the host's environment) or \"file\" (a path); secret values never go in the config")
-                default: problem(p, "give either \"env\" or \"file\", not both")
-                }
-            }
-        }
+        let secrets = self.secrets(o["secrets"], "\(path).secrets")
         var tasks: [ScheduledTask] = []
         if let t = o["tasks"] {
             if let array = t.arrayValue {

@@ -25,15 +25,48 @@ extension SQLiteStore {
             .text(record.handler), .text(record.type), .text(record.trigger.rawValue), .text(record.status.rawValue), .optional(record.failureReason?.rawValue),
             .optional(record.exitCode), .optional(record.signal), .bool(record.timedOut), .date(record.startedAt), .int(record.durationMs), .int(record.attempt),
             .json(record.result), .optional(record.error), .text(record.stderrTail), .optional(stats?.records), .optional(stats?.bytes), .optional(stats?.schema))
+        try countExecution(db, record, records: stats?.records)
     }
 
-    static let scanColumns = "id, connection_id, task_type, root_task_id, trigger, status, started_at, ended_at, tasks, succeeded, failed, skipped, records, checkpoint_committed"
+    /// Counters live in the store, not in memory: each `run` is a new process, and a counter must
+    /// not restart at zero every pass or shrink when history is pruned.
+    static func countExecution(_ db: SQLiteDatabase, _ record: TaskRecord, records: Int?) throws(StoreError) {
+        let series = MetricLabels.format(["connection": record.connectionId, "type": record.type])
+        let outcome = MetricLabels.format([
+            "connection": record.connectionId, "type": record.type, "status": record.status.rawValue, "reason": record.failureReason?.rawValue ?? "",
+        ])
+        try add(db, "connector_host_task_executions_total", outcome, 1)
+        guard record.status != .skipped else { return }
+        let seconds = Double(record.durationMs) / 1000
+        for bound in MetricsTextfile.durationBuckets where seconds <= bound {
+            try add(db, "connector_host_task_duration_seconds_bucket", series + ",le=\"\(MetricLabels.number(bound))\"", 1)
+        }
+        try add(db, "connector_host_task_duration_seconds_bucket", series + ",le=\"+Inf\"", 1)
+        try add(db, "connector_host_task_duration_seconds_sum", series, seconds)
+        try add(db, "connector_host_task_duration_seconds_count", series, 1)
+        if let records { try add(db, "connector_host_records_total", series, Double(records)) }
+        if record.status == .success {
+            let end = record.startedAt.timeIntervalSince1970 + seconds
+            try db.run(
+                "INSERT INTO metric_counters (name, labels, value) VALUES ('connector_host_last_success_timestamp_seconds', ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = MAX(value, excluded.value)",
+                .text(series), .real(end))
+        }
+    }
+
+    static func add(_ db: SQLiteDatabase, _ name: String, _ labels: String, _ amount: Double) throws(StoreError) {
+        try db.run(
+            "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value",
+            .text(name), .text(labels), .real(amount))
+    }
+
+    static let scanColumns =
+        "id, connection_id, task_type, root_task_id, trigger, status, started_at, ended_at, tasks, succeeded, failed, skipped, records, checkpoint_committed, schema_fingerprint"
 
     static func scan(_ r: Row) -> ScanSummary {
         ScanSummary(
             id: r.text(0), connectionId: r.text(1), taskType: r.text(2), rootTaskId: r.text(3), trigger: Trigger(rawValue: r.text(4)) ?? .schedule,
             status: ScanSummary.Status(rawValue: r.text(5)) ?? .running, startedAt: r.date(6), endedAt: r.optionalDate(7), tasks: r.int(8), succeeded: r.int(9),
-            failed: r.int(10), skipped: r.int(11), records: r.int(12), checkpointCommitted: r.bool(13))
+            failed: r.int(10), skipped: r.int(11), records: r.int(12), checkpointCommitted: r.bool(13), schemaFingerprint: r.optionalText(14))
     }
 
     public func recordExecution(_ record: TaskRecord) throws(StoreError) {

@@ -146,9 +146,12 @@ extension SQLiteStore {
                 """, .text(scan.connectionId), .text(scan.taskType), .text(pending), .text(scanId), .date(now))
             committed = true
         }
+        let schemas = try db.rows(
+            "SELECT DISTINCT schema_fingerprint FROM executions WHERE scan_id = ? AND schema_fingerprint IS NOT NULL ORDER BY 1", [.text(scanId)]) { $0.text(0) }
         try db.run(
-            "UPDATE scans SET status = ?, ended_at = ?, tasks = ?, succeeded = ?, failed = ?, skipped = ?, records = ?, checkpoint_committed = ? WHERE id = ?",
-            .text(success ? "success" : "failure"), .date(now), .int(counts.0), .int(counts.1), .int(counts.2), .int(skipped), .int(records), .bool(committed), .text(scanId))
+            "UPDATE scans SET status = ?, ended_at = ?, tasks = ?, succeeded = ?, failed = ?, skipped = ?, records = ?, checkpoint_committed = ?, schema_fingerprint = ? WHERE id = ?",
+            .text(success ? "success" : "failure"), .date(now), .int(counts.0), .int(counts.1), .int(counts.2), .int(skipped), .int(records), .bool(committed),
+            .optional(schemas.isEmpty ? nil : schemas.joined(separator: ",")), .text(scanId))
         return try db.firstRow("SELECT \(scanColumns) FROM scans WHERE id = ?", [.text(scanId)], Self.scan)
     }
 

@@ -122,6 +122,34 @@ enum Schema {
             delivery_attempts INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX events_delivery ON events(delivery) WHERE delivery = 'pending';
+        """,
+        // 2: alerts, durable metric counters, history filters.
         """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            connection_id TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            message TEXT NOT NULL,
+            scan_id TEXT,
+            opened_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            resolved_at REAL,
+            notified_open INTEGER NOT NULL DEFAULT 0,
+            notified_resolved INTEGER NOT NULL DEFAULT 0,
+            notify_attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX alerts_open ON alerts(key) WHERE resolved_at IS NULL;
+        CREATE INDEX alerts_opened ON alerts(opened_at);
+        CREATE TABLE metric_counters (
+            name TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (name, labels)
+        );
+        CREATE INDEX executions_connection ON executions(connection_id, started_at);
+        ALTER TABLE scans ADD COLUMN schema_fingerprint TEXT;
+        """,
     ]
 }

@@ -60,4 +60,23 @@ public protocol Store: AnyObject, Sendable {
     func recentExecutions(limit: Int) throws(StoreError) -> [TaskRecord]
     func scan(id: String) throws(StoreError) -> ScanSummary?
     func scans(connectionId: String?, limit: Int) throws(StoreError) -> [ScanSummary]
+
+    // MARK: Operations
+    /// Executions matching the filter, newest first; `running` tasks appear as records too.
+    func executions(_ filter: ExecutionFilter) throws(StoreError) -> [TaskRecord]
+    func taskStates(scanId: String) throws(StoreError) -> [TaskState: Int]
+    func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary]
+    func runningCount() throws(StoreError) -> Int
+    /// Deletes history older than `before`, keeping each task's last execution, open alerts and checkpoints.
+    func prune(before: Date) throws(StoreError) -> PruneResult
+    func metricSamples() throws(StoreError) -> [MetricSample]
+
+    // MARK: Alerts
+    /// Opens an alert, or refreshes the open one with the same key; returns whether it is new.
+    func raiseAlert(rule: AlertRule, connectionId: String, taskType: String, message: String, scanId: String?, now: Date) throws(StoreError) -> Bool
+    /// Resolves the open alert with this key; returns whether there was one.
+    func resolveAlert(rule: AlertRule, connectionId: String, taskType: String, now: Date) throws(StoreError) -> Bool
+    func alerts(includeResolved: Bool, limit: Int) throws(StoreError) -> [Alert]
+    func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification]
+    func recordNotification(alertId: Int, event: PendingNotification.Event, delivered: Bool) throws(StoreError)
 }

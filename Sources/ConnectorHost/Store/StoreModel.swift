@@ -127,6 +127,10 @@ public struct ScanSummary: Sendable, Equatable {
     public var skipped: Int
     public var records: Int
     public var checkpointCommitted: Bool
+    /// The distinct `stats` schema fingerprints of the scan's executions, sorted and joined.
+    public var schemaFingerprint: String? = nil
+
+    public var durationSeconds: Double? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
 
 public struct CompletionResult: Sendable, Equatable {

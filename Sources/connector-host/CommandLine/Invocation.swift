@@ -33,6 +33,8 @@ enum Common {
     static let logLevel = OptionSpec.value("log-level", "level", "debug, info, warning or error (default: info).")
     static let logFormat = OptionSpec.value("log-format", "format", "text or json (default: text).")
     static let type = OptionSpec.value("type", "type", "The task type (default: the connection's first scheduled type).")
+    static let json = OptionSpec.flag("json", "Print JSON for scripts instead of a table.")
+    static let limit = OptionSpec.value("limit", "n", "Show at most this many, newest first.")
 
     static func configPath(_ args: ParsedArguments) -> String {
         args.value("config") ?? ProcessInfo.processInfo.environment["CONNECTOR_HOST_CONFIG"] ?? "plugins.json"
@@ -65,8 +67,33 @@ enum Common {
         do { return try SQLiteStore(path: registry.statePath) } catch { throw .store(error) }
     }
 
+    static func operations(_ registry: Registry, store: SQLiteStore, logger: Logger) -> HostOperations {
+        let notifier = registry.operations.notify.map {
+            Notifier(settings: $0, appId: store.appId, configDirectory: registry.directory, payloads: PayloadFiles(stateDirectory: stateDirectory(registry)), logger: logger)
+        }
+        return HostOperations(settings: registry.operations, store: StoreAccess(store), notifier: notifier, logger: logger)
+    }
+
+    static func stateDirectory(_ registry: Registry) -> String { (registry.statePath as NSString).deletingLastPathComponent }
+
+    /// `--limit N`: a whole number ≥ 1.
+    static func limit(_ args: ParsedArguments, default fallback: Int) throws(CommandFailure) -> Int {
+        guard let text = args.value("limit") else { return fallback }
+        guard let n = Int(text), n >= 1 else { throw CommandFailure(code: ExitCode.usage, message: "error: --limit takes a whole number ≥ 1, got '\(text)'") }
+        return n
+    }
+
+    /// A duration option such as `--since 24h`, in seconds.
+    static func duration(_ args: ParsedArguments, _ name: String) throws(CommandFailure) -> Int? {
+        guard let text = args.value(name) else { return nil }
+        guard let seconds = DurationText.seconds(text) else {
+            throw CommandFailure(code: ExitCode.usage, message: "error: --\(name) takes a duration like 90s, 30m, 24h or 7d, got '\(text)'")
+        }
+        return seconds
+    }
+
     static func executor(_ registry: Registry, store: SQLiteStore, logger: Logger) -> TaskExecutor {
-        let runner = AgentRunner(appId: store.appId, stateDirectory: (registry.statePath as NSString).deletingLastPathComponent, logger: logger)
+        let runner = AgentRunner(appId: store.appId, stateDirectory: stateDirectory(registry), logger: logger)
         return TaskExecutor(store: StoreAccess(store), runner: runner, logger: logger)
     }
 

@@ -32,7 +32,10 @@ enum ExecCommand {
             guard let task = try store.claim(taskId: rootTaskId, executionId: executionId, owner: .current, now: Date()) else {
                 throw CommandFailure(code: ExitCode.tempFail, message: "error: a running host picked up \(connection.id)/\(type) first; see its log")
             }
-            record = try await executor.execute(task, executionId: executionId, registry: registry).record
+            let finished = try await executor.execute(task, executionId: executionId, registry: registry)
+            record = finished.record
+            let operations = Common.operations(registry, store: store, logger: logger)
+            if try await operations.afterTask(finished) { await operations.notify() }
         } catch let failure as CommandFailure {
             throw failure
         } catch let error as StoreError {
@@ -51,7 +54,8 @@ enum ExecCommand {
 
 /// A task record for people.
 enum RecordText {
-    static func describe(_ r: TaskRecord) -> String {
+    /// `stderrLines`: how many of the stderr tail's last lines to show; nil for all of it.
+    static func describe(_ r: TaskRecord, stderrLines: Int? = 10) -> String {
         var lines = ["\(r.connectionId)/\(r.type): \(r.status.rawValue)" + (r.failureReason.map { " (\($0.rawValue))" } ?? "")]
         lines.append("  task        \(r.taskId)" + (r.parentTaskId.map { " (child of \($0))" } ?? ""))
         lines.append("  execution   \(r.taskExecutionId)")
@@ -63,9 +67,11 @@ enum RecordText {
         if r.timedOut { lines.append("  timed out   yes") }
         if let error = r.error { lines.append("  error       \(error)") }
         if let result = r.result { lines.append("  result      \(result.serialized())") }
+        if let records = r.records { lines.append("  records     \(records)") }
         if !r.stderrTail.isEmpty {
-            let tail = r.stderrTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(10)
-            lines.append("  stderr (last lines):")
+            let all = r.stderrTail.split(separator: "\n", omittingEmptySubsequences: false)
+            let tail = stderrLines.map { all.suffix($0) } ?? all[...]
+            lines.append(stderrLines == nil ? "  stderr (tail):" : "  stderr (last lines):")
             lines += tail.map { "    \($0)" }
         }
         return lines.joined(separator: "\n")

@@ -21,6 +21,7 @@ enum ResumeCommand {
                 return ExitCode.success
             }
             try store.setConnectionState(id, registry.connections[id]!.enabled ? .active : .disabled, reason: "resumed by hand", now: Date())
+            _ = try store.resolveAlert(rule: .needsReauth, connectionId: id, taskType: "", now: Date())
             Common.emit("\(id): resumed; its schedules run again")
         } catch {
             throw .store(error)

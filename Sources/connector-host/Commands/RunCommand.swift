@@ -66,7 +66,11 @@ enum RunCommand {
         let executor = Common.executor(registry, store: store, logger: logger)
         let configFile = registry.file
         let stateOverride = args.value("state") ?? ProcessInfo.processInfo.environment["CONNECTOR_HOST_STATE"]
-        let scheduler = Scheduler(store: StoreAccess(store), executor: executor, logger: logger, inbox: inbox) { () throws(ConfigError) -> Registry in
+        let operations = Common.operations(registry, store: store, logger: logger)
+        let progress = daemon ? nil : ProgressLine()
+        let onProgress: (@Sendable (PassProgress) -> Void)? = progress.map { line in { @Sendable p in line.update(p) } }
+        let scheduler = Scheduler(store: StoreAccess(store), executor: executor, logger: logger, inbox: inbox, operations: operations, progress: onProgress) {
+            () throws(ConfigError) -> Registry in
             try RegistryLoader.load(file: configFile, options: .init(stateOverride: stateOverride))
         }
         if daemon { logger.info("daemon", "started", ["pid": String(getpid()), "config": registry.file, "state": registry.statePath]) }
@@ -76,6 +80,7 @@ enum RunCommand {
         } catch {
             throw .store(error)
         }
+        progress?.finish()
         Common.emit(render(summary))
         if daemon { return ExitCode.success }
         return summary.anyFailed ? ExitCode.failure : ExitCode.success

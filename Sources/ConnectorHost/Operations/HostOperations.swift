@@ -1,0 +1,100 @@
+import Foundation
+
+/// What the scheduler does for operators around the tasks it runs: retention at the start of a
+/// pass, alerts when a scan ends, notifications, and the metrics file after every task.
+public struct HostOperations: Sendable {
+    public var settings: OperationsSettings
+    public var store: StoreAccess
+    public var notifier: Notifier?
+    public var logger: Logger
+
+    public init(settings: OperationsSettings, store: StoreAccess, notifier: Notifier?, logger: Logger) {
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier
+        self.logger = logger
+    }
+
+    /// Prunes history past the retention and resolves re-auth alerts of connections that are
+    /// active again (their config changed, or `resume`).
+    public func atPassStart(now: Date = Date()) async throws(StoreError) {
+        let cutoff = now.addingTimeInterval(-Double(settings.retentionSeconds))
+        let pruned = try await store { (s) throws(StoreError) in try s.prune(before: cutoff) }
+        if pruned.executions + pruned.scans > 0 {
+            logger.info("retention", "pruned \(pruned.executions) execution(s) and \(pruned.scans) scan(s) older than \(DurationText.format(seconds: settings.retentionSeconds))")
+        }
+        try await resolveReauthAlerts(now: now)
+    }
+
+    func resolveReauthAlerts(now: Date) async throws(StoreError) {
+        let connections = try await store { (s) throws(StoreError) in try s.connections(includeDeleted: true) }
+        for connection in connections where connection.state != .needsReauth {
+            let resolved = try await store { (s) throws(StoreError) in try s.resolveAlert(rule: .needsReauth, connectionId: connection.id, taskType: "", now: now) }
+            if resolved { logger.info(connection.id, "alert resolved: needs_reauth") }
+        }
+    }
+
+    /// After a task: alerts when it closed its scan, then the metrics file. Returns whether an
+    /// alert opened or resolved (so notifications are due).
+    public func afterTask(_ finished: FinishedTask) async throws(StoreError) -> Bool {
+        var changed = false
+        if let scan = finished.completion.closedScan { changed = try await evaluateAlerts(scan) }
+        await writeMetrics()
+        return changed
+    }
+
+    func evaluateAlerts(_ scan: ScanSummary) async throws(StoreError) -> Bool {
+        let thresholds = settings.alerts
+        let window = max(thresholds.slowScanWindow, thresholds.recordsWindow)
+        let input = try await store { (s) throws(StoreError) -> AlertRules.Input in
+            let connection = try s.connections(includeDeleted: true).first { $0.id == scan.connectionId }
+            return AlertRules.Input(
+                scan: scan, executions: try s.executions(scanId: scan.id),
+                previousSuccesses: try s.successfulScans(connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: window),
+                connectionNeedsReauth: connection?.state == .needsReauth, reauthReason: connection?.stateReason)
+        }
+        var changed = false
+        let now = Date()
+        for verdict in AlertRules.evaluate(input, thresholds: thresholds) {
+            guard let firing = verdict.firing else { continue }
+            // Re-auth is about the connection, whatever task type found out.
+            let taskType = verdict.rule == .needsReauth ? "" : scan.taskType
+            let label = "\(scan.connectionId)/\(scan.taskType)"
+            if firing {
+                let opened = try await store { (s) throws(StoreError) in
+                    try s.raiseAlert(rule: verdict.rule, connectionId: scan.connectionId, taskType: taskType, message: verdict.message, scanId: scan.id, now: now)
+                }
+                if opened {
+                    logger.warning(label, "alert opened: \(verdict.rule.rawValue): \(verdict.message)")
+                    changed = true
+                }
+            } else {
+                let resolved = try await store { (s) throws(StoreError) in try s.resolveAlert(rule: verdict.rule, connectionId: scan.connectionId, taskType: taskType, now: now) }
+                if resolved {
+                    logger.info(label, "alert resolved: \(verdict.rule.rawValue)")
+                    changed = true
+                }
+            }
+        }
+        return changed
+    }
+
+    /// Rewrites the metrics textfile, when one is configured. A failure is logged, not fatal.
+    public func writeMetrics() async {
+        guard let path = settings.metricsTextfile else { return }
+        do {
+            let (samples, gauges) = try await store { (s) throws(StoreError) in
+                (try s.metricSamples(), MetricsTextfile.Gauges(queueDepth: try s.queueDepth(), runningAgents: try s.runningCount(), openAlerts: try s.alerts(includeResolved: false, limit: 100_000).count))
+            }
+            try MetricsTextfile.write(MetricsTextfile.render(samples, gauges: gauges), to: path)
+        } catch {
+            logger.error("metrics", "cannot write \(path): \(error)")
+        }
+    }
+
+    /// Delivers pending alert notifications, when a notifier is configured.
+    public func notify() async {
+        guard let notifier else { return }
+        await notifier.deliverPending(store: store)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// The loop's bookkeeping: what runs, what could run next, and pending timers.
+struct LoopState {
+    let options: PassOptions
+    var running: [String: (connection: String, handler: String?)] = [:]
+    var runningPerConnection: [String: Int] = [:]
+    var runningPerHandler: [String: Int] = [:]
+    var lastStarted: [String: Int] = [:]
+    var starts = 0
+    var candidates: [StoredTask] = []
+    var candidatesStale = true
+    var mayHaveMore = true
+    var timer: Date?
+    var nextScheduleDue: Date?
+    var draining = false
+    /// One notifier delivery at a time; an alert raised meanwhile asks for another round.
+    var notifying = false
+    var notifyAgain = false
+
+    let started: Date
+    var done = 0
+    var failed = 0
+
+    init(options: PassOptions, started: Date) {
+        self.options = options
+        self.started = started
+    }
+
+    mutating func start(_ taskId: String, connection: String, handler: String?) {
+        running[taskId] = (connection, handler)
+        runningPerConnection[connection, default: 0] += 1
+        if let handler { runningPerHandler[handler, default: 0] += 1 }
+        starts += 1
+        lastStarted[connection] = starts
+    }
+
+    mutating func release(_ taskId: String, connection: String, handler: String?) {
+        guard let entry = running.removeValue(forKey: taskId) else { return }
+        runningPerConnection[connection, default: 1] -= 1
+        if let h = entry.handler ?? handler { runningPerHandler[h, default: 1] -= 1 }
+    }
+
+    /// The candidate to start next within every limit: its connection has the fewest running
+    /// tasks, then was served least recently; within a connection, the oldest task.
+    func pickIndex(registry: Registry) -> Int? {
+        var best: (index: Int, running: Int, last: Int)?
+        var seen = Set<String>()
+        for (index, task) in candidates.enumerated() where !seen.contains(task.connectionId) {
+            seen.insert(task.connectionId)
+            guard let connection = registry.connections[task.connectionId] else { return index }
+            let onConnection = runningPerConnection[connection.id, default: 0]
+            if let limit = connection.maxConcurrency, onConnection >= limit { continue }
+            if let limit = registry.handlers[connection.handler]?.maxConcurrency, runningPerHandler[connection.handler, default: 0] >= limit { continue }
+            let last = lastStarted[connection.id, default: 0]
+            if best == nil || onConnection < best!.running || (onConnection == best!.running && last < best!.last) {
+                best = (index, onConnection, last)
+            }
+        }
+        return best?.index
+    }
+
+    /// Wakes the loop at `date`, unless an earlier wake is already pending.
+    mutating func arm(_ date: Date, group: inout TaskGroup<Scheduler.Event>) {
+        if let timer, timer <= date { return }
+        timer = date
+        group.addTask {
+            let delay = date.timeIntervalSinceNow
+            if delay > 0 { try? await Task.sleep(for: .milliseconds(Int((delay * 1000).rounded(.up)))) }
+            return .timer(date)
+        }
+    }
+
+    mutating func notify(_ operations: HostOperations, group: inout TaskGroup<Scheduler.Event>) {
+        if notifying {
+            notifyAgain = true
+            return
+        }
+        notifying = true
+        group.addTask {
+            await operations.notify()
+            return .notified
+        }
+    }
+}
+
+/// How far a pass is, for a progress line.
+public struct PassProgress: Sendable, Equatable {
+    public var running: Int
+    public var queued: Int
+    public var done: Int
+    public var failed: Int
+    public var elapsed: Double
+}
