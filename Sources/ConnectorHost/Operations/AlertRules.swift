@@ -14,6 +14,8 @@ public enum AlertRules {
     public struct Input: Sendable {
         public var scan: ScanSummary
         public var executions: [TaskRecord]
+        /// The scan's failed tasks by final reason.
+        public var failedTasks: [FailureReason: Int]
         /// Successful scans of the same connection and type that ended before this one, newest first.
         public var previousSuccesses: [ScanSummary]
         public var connectionNeedsReauth: Bool
@@ -31,11 +33,10 @@ public enum AlertRules {
                     message: "scan \(scan.id) of \(label) failed: \(scan.failed) of \(scan.tasks) task(s) failed"))
         }
         if t.retryLimitExceeded {
-            let exhausted = input.executions.filter { $0.failureReason == .retryLimitExceeded }
+            let exhausted = input.failedTasks[.retryLimitExceeded] ?? 0
+            let lastError = input.executions.last { $0.status == .failure }?.error ?? ""
             verdicts.append(
-                Verdict(
-                    rule: .retryLimitExceeded, firing: !exhausted.isEmpty,
-                    message: "\(exhausted.count) task(s) of \(label) ran out of retries; last error: \(exhausted.last?.error ?? "")"))
+                Verdict(rule: .retryLimitExceeded, firing: exhausted > 0, message: "\(exhausted) task(s) of \(label) ran out of retries; last error: \(lastError)"))
         }
         if t.needsReauth {
             verdicts.append(

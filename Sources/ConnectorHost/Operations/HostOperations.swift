@@ -49,7 +49,7 @@ public struct HostOperations: Sendable {
         let input = try await store { (s) throws(StoreError) -> AlertRules.Input in
             let connection = try s.connections(includeDeleted: true).first { $0.id == scan.connectionId }
             return AlertRules.Input(
-                scan: scan, executions: try s.executions(scanId: scan.id),
+                scan: scan, executions: try s.executions(scanId: scan.id), failedTasks: try s.failedTaskReasons(scanId: scan.id),
                 previousSuccesses: try s.successfulScans(connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: window),
                 connectionNeedsReauth: connection?.state == .needsReauth, reauthReason: connection?.stateReason)
         }

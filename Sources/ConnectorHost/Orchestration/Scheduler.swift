@@ -78,7 +78,7 @@ public final class Scheduler: Sendable {
         var summary = PassSummary()
         let start = Date()
         summary.changes = try await store { (s) throws(StoreError) in try Reconciler.reconcile(initial, store: s, now: start) }
-        for change in summary.changes { logger.info(change.connectionId, "connection \(change.event.rawValue)") }
+        for change in summary.changes { logChange(change, registry) }
         let payloads = executor.runner.payloads
         summary.recovered = try await store { (s) throws(StoreError) in try Recovery.recover(store: s, payloads: payloads, now: start) }
         for r in summary.recovered {
@@ -118,7 +118,10 @@ public final class Scheduler: Sendable {
                         state.done += 1
                         if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
                         if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
-                        if let operations, try await operations.afterTask(finished) { state.notify(operations, group: &group) }
+                        // Deliveries are tried at each scan end too, so one that failed earlier is retried.
+                        if let operations, try await operations.afterTask(finished) || finished.completion.closedScan != nil {
+                            state.notify(operations, group: &group)
+                        }
                         await report(state)
                     case .failedToRecord(let error, let taskId, let connection):
                         state.release(taskId, connection: connection, handler: nil)
@@ -158,6 +161,13 @@ public final class Scheduler: Sendable {
         await operations?.notify()
         await operations?.writeMetrics()
         return summary
+    }
+
+    func logChange(_ change: Reconciler.Change, _ registry: Registry) {
+        logger.info(change.connectionId, "connection \(change.event.rawValue)")
+        if let fields = registry.connections[change.connectionId]?.fields {
+            logger.debug(change.connectionId, "fields: \(LogSanitizer.sanitize(.object(fields)).serialized())")
+        }
     }
 
     func report(_ state: LoopState) async {
@@ -284,7 +294,7 @@ public final class Scheduler: Sendable {
                 summary.changes += changes
                 state.candidatesStale = true
                 logger.info("config", "reloaded \(fresh.file): \(changes.count) connection change(s)")
-                for change in changes { logger.info(change.connectionId, "connection \(change.event.rawValue)") }
+                for change in changes { logChange(change, fresh) }
                 await deliverLifecycleEvents(registry)
                 state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary)
             } catch let error as ConfigError {

@@ -62,6 +62,16 @@ extension SQLiteStore {
         }
     }
 
+    public func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int] {
+        try locked { (db) throws(StoreError) in
+            var counts: [FailureReason: Int] = [:]
+            let rows = try db.rows(
+                "SELECT failure_reason, COUNT(*) FROM tasks WHERE scan_id = ? AND state = 'failed' GROUP BY failure_reason", [.text(scanId)]) { ($0.optionalText(0), $0.int(1)) }
+            for (reason, count) in rows { counts[reason.flatMap(FailureReason.init(rawValue:)) ?? .nonRetryableError, default: 0] += count }
+            return counts
+        }
+    }
+
     /// Successful scans of a connection and type that ended before `before`, newest first: the
     /// baseline the duration and record alerts compare against.
     public func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary] {

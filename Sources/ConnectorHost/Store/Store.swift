@@ -65,6 +65,9 @@ public protocol Store: AnyObject, Sendable {
     /// Executions matching the filter, newest first; `running` tasks appear as records too.
     func executions(_ filter: ExecutionFilter) throws(StoreError) -> [TaskRecord]
     func taskStates(scanId: String) throws(StoreError) -> [TaskState: Int]
+    /// The scan's failed tasks counted by their final failure reason (RETRY_LIMIT_EXCEEDED
+    /// included, which no execution reports: the host decides it).
+    func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int]
     func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary]
     func runningCount() throws(StoreError) -> Int
     /// Deletes history older than `before`, keeping each task's last execution, open alerts and checkpoints.

@@ -9,6 +9,8 @@ fields:
   checkpoint {key: value} emitted as the checkpoint before the outcome
   sleep      seconds to work before the outcome (default 0)
   records    records to report in stats (default 1)
+  schema     a schema fingerprint to report in stats
+  leak       name of an environment variable (a secret) to print on stdout, stderr and in the result
 The root's key is "root"; a child's key is its taskMetadata.key.
 """
 import fcntl, json, os, sys, time
@@ -28,7 +30,14 @@ for child in fields.get("children", {}).get(key, []):
     out({"type": "child", "key": child, "metadata": {"key": child}})
 if key in fields.get("checkpoint", {}):
     out({"type": "checkpoint", "metadata": fields["checkpoint"][key]})
-out({"type": "stats", "records": fields.get("records", 1)})
+stats = {"type": "stats", "records": fields.get("records", 1)}
+if "schema" in fields:
+    stats["schema"] = fields["schema"]
+out(stats)
+leaked = os.environ.get(fields["leak"], "") if "leak" in fields else ""
+if leaked:
+    print("the secret is " + leaked, file=sys.stderr)
+    out({"type": "log", "level": "info", "message": "logging the secret " + leaked})
 
 plan = fields.get("outcomes", {}).get(key, ["success"])
 outcome = plan[min(attempt, len(plan)) - 1]
@@ -45,7 +54,10 @@ if "log" in fields:
         handle.write(line + "\n")
 
 if outcome == "success":
-    out({"type": "result", "status": "success", "result": {"key": key}})
+    result = {"key": key}
+    if leaked:
+        result["token"] = leaked
+    out({"type": "result", "status": "success", "result": result})
 elif outcome == "hang":
     time.sleep(3600)
 elif outcome.startswith("exit:"):
