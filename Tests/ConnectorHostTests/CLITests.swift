@@ -12,7 +12,7 @@ import Testing
         let h = HostFixture()
         let help = h.run(["--help"])
         #expect(help.status == 0)
-        for name in ["validate", "exec", "run", "daemon", "trigger", "checkpoint", "resume", "schedule-unit"] {
+        for name in ["validate", "exec", "run", "daemon", "trigger", "checkpoint", "resume", "schedule-unit", "runs", "scans", "status", "alerts", "prune"] {
             #expect(help.stdout.contains("  \(name) "), "overview lists \(name)")
         }
         let runHelp = h.run(["run", "--help"])

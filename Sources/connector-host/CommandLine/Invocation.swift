@@ -76,6 +76,16 @@ enum Common {
 
     static func stateDirectory(_ registry: Registry) -> String { (registry.statePath as NSString).deletingLastPathComponent }
 
+    /// The id of a `<command> show <id>` call; nil when the command lists instead.
+    static func showTarget(_ args: ParsedArguments, _ spec: CommandSpec, idName: String) throws(CommandFailure) -> String? {
+        guard let action = args.positionals.first else { return nil }
+        guard action == "show" else {
+            throw CommandFailure(code: ExitCode.usage, message: "error: unknown action '\(action)' (did you mean '\(spec.name) show <\(idName)>'?)")
+        }
+        guard args.positionals.count == 2 else { throw CommandFailure(code: ExitCode.usage, message: "error: missing <\(idName)>\nusage: \(spec.usage)") }
+        return args.positionals[1]
+    }
+
     /// `--limit N`: a whole number ≥ 1.
     static func limit(_ args: ParsedArguments, default fallback: Int) throws(CommandFailure) -> Int {
         guard let text = args.value("limit") else { return fallback }

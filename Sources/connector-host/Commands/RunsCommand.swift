@@ -15,11 +15,7 @@ enum RunsCommand {
     static func run(_ args: ParsedArguments) async throws(CommandFailure) -> Int32 {
         let registry = try Common.loadRegistry(args)
         let store = try Common.openStore(registry)
-        if let action = args.positionals.first {
-            guard action == "show" else { throw CommandFailure(code: ExitCode.usage, message: "error: unknown action '\(action)' (did you mean 'runs show <taskExecutionId>'?)") }
-            guard args.positionals.count == 2 else { throw CommandFailure(code: ExitCode.usage, message: "error: missing <taskExecutionId>\nusage: \(spec.usage)") }
-            return try show(args.positionals[1], store: store, json: args.flag("json"))
-        }
+        if let id = try Common.showTarget(args, spec, idName: "taskExecutionId") { return try show(id, store: store, json: args.flag("json")) }
         var filter = ExecutionFilter(limit: try Common.limit(args, default: 20), taskType: args.value("type"), connectionId: args.value("connection"))
         if let text = args.value("status") {
             guard let status = TaskRecord.Status(rawValue: text) else {

@@ -11,11 +11,7 @@ enum ScansCommand {
     static func run(_ args: ParsedArguments) async throws(CommandFailure) -> Int32 {
         let registry = try Common.loadRegistry(args)
         let store = try Common.openStore(registry)
-        if let action = args.positionals.first {
-            guard action == "show" else { throw CommandFailure(code: ExitCode.usage, message: "error: unknown action '\(action)' (did you mean 'scans show <scanId>'?)") }
-            guard args.positionals.count == 2 else { throw CommandFailure(code: ExitCode.usage, message: "error: missing <scanId>\nusage: \(spec.usage)") }
-            return try show(args.positionals[1], store: store, json: args.flag("json"))
-        }
+        if let id = try Common.showTarget(args, spec, idName: "scanId") { return try show(id, store: store, json: args.flag("json")) }
         let scans: [ScanSummary]
         let limit = try Common.limit(args, default: 20)
         do { scans = try store.scans(connectionId: args.value("connection"), limit: limit) } catch { throw .store(error) }
