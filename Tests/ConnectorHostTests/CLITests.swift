@@ -141,3 +141,22 @@ import Testing
         #expect(result.stderr.contains("b: connection CREATED"))
     }
 }
+
+/// `run`'s progress line, on a real pseudo-terminal (util-linux `script`) and off one.
+@Suite(.serialized) struct ProgressLineTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"))) func liveLineOnATerminalOnlySummaryOffOne() throws {
+        let host = HostFixture()
+        let h = HostFixture(connections: ["c": (["log": .string(host.log), "children": ["root": ["a", "b"]]], CLITests.incremental)])
+        let command = "\(HostFixture.binary) run --config \(h.config)"
+        let pty = h.run(["-qec", command, "/dev/null"], executable: "/usr/bin/script")
+        #expect(pty.status == 0, "\(pty.stderr)")
+        #expect(pty.stdout.contains("\r\u{1B}[Krunning "), "redrawn in place: \(pty.stdout.debugDescription)")
+        #expect(pty.stdout.contains("done 3 · failed 0"))
+        #expect(pty.stdout.contains("3 execution(s): 3 succeeded"))
+
+        #expect(h.run(["trigger", "c"]).status == 0)
+        let plain = h.run(["run"])
+        #expect(!plain.stdout.contains("\u{1B}["), "no control codes when stdout is a file")
+        #expect(!plain.stdout.contains("progress:"), "a pass shorter than 10 s prints only its summary")
+    }
+}

@@ -61,8 +61,8 @@ final class HostFixture: @unchecked Sendable {
 
     /// Runs the CLI to completion. Output goes to files, never pipes a test could deadlock on.
     @discardableResult
-    func run(_ arguments: [String], environment: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) -> Result {
-        start(arguments, environment: environment).wait(sourceLocation: sourceLocation)
+    func run(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> Result {
+        start(arguments, environment: environment, executable: executable).wait(sourceLocation: sourceLocation)
     }
 
     final class Running: @unchecked Sendable {
@@ -96,15 +96,17 @@ final class HostFixture: @unchecked Sendable {
         }
     }
 
-    func start(_ arguments: [String], environment: [String: String] = [:]) -> Running {
+    /// Starts the CLI (or `executable`, with `arguments` as they are).
+    func start(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) -> Running {
         let id = UUID().uuidString.prefix(8)
         let out = "\(directory.path)/cli-\(id).out"
         let err = "\(directory.path)/cli-\(id).err"
         _ = FileManager.default.createFile(atPath: out, contents: nil)
         _ = FileManager.default.createFile(atPath: err, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments + (arguments.contains("--config") || ["help", "--help"].contains(arguments.first ?? "") ? [] : ["--config", config])
+        process.executableURL = URL(fileURLWithPath: executable ?? Self.binary)
+        let needsConfig = executable == nil && !arguments.contains("--config") && !["help", "--help"].contains(arguments.first ?? "")
+        process.arguments = arguments + (needsConfig ? ["--config", config] : [])
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "CONNECTOR_HOST_CONFIG")
         env.removeValue(forKey: "CONNECTOR_HOST_STATE")
