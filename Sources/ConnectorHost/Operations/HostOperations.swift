@@ -84,7 +84,7 @@ public struct HostOperations: Sendable {
         guard let path = settings.metricsTextfile else { return }
         do {
             let (samples, gauges) = try await store { (s) throws(StoreError) in
-                (try s.metricSamples(), MetricsTextfile.Gauges(queueDepth: try s.queueDepth(), runningAgents: try s.runningCount(), openAlerts: try s.alerts(includeResolved: false, limit: 100_000).count))
+                (try s.metricSamples(), MetricsTextfile.Gauges(queueDepth: try s.queueDepth(), runningAgents: try s.runningCount(), openAlerts: try s.openAlertCount()))
             }
             try MetricsTextfile.write(MetricsTextfile.render(samples, gauges: gauges), to: path)
         } catch {

@@ -128,6 +128,10 @@ extension SQLiteStore {
         }
     }
 
+    public func openAlertCount() throws(StoreError) -> Int {
+        try locked { (db) throws(StoreError) in try db.firstRow("SELECT COUNT(*) FROM alerts WHERE resolved_at IS NULL", []) { $0.int(0) } ?? 0 }
+    }
+
     /// Openings and resolutions the notifier has not delivered yet, oldest first, giving up on
     /// each after `maxAttempts`.
     public func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification] {

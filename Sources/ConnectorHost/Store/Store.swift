@@ -80,6 +80,7 @@ public protocol Store: AnyObject, Sendable {
     /// Resolves the open alert with this key; returns whether there was one.
     func resolveAlert(rule: AlertRule, connectionId: String, taskType: String, now: Date) throws(StoreError) -> Bool
     func alerts(includeResolved: Bool, limit: Int) throws(StoreError) -> [Alert]
+    func openAlertCount() throws(StoreError) -> Int
     func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification]
     func recordNotification(alertId: Int, event: PendingNotification.Event, delivered: Bool) throws(StoreError)
 }

@@ -35,22 +35,18 @@ enum ScansCommand {
     }
 
     static func show(_ id: String, store: SQLiteStore, json asJSON: Bool) throws(CommandFailure) -> Int32 {
-        let scan: ScanSummary
+        let found: ScanSummary?
         let states: [TaskState: Int]
         let executions: [TaskRecord]
         do {
-            guard let found = try store.scan(id: id) else {
-                throw CommandFailure(code: ExitCode.failure, message: "error: no scan \(id) in \(store.location) (ids are listed by `connector-host scans`)")
-            }
-            scan = found
+            found = try store.scan(id: id)
             states = try store.taskStates(scanId: id)
             executions = try store.executions(scanId: id)
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch let error as StoreError {
-            throw .store(error)
         } catch {
-            throw CommandFailure(code: ExitCode.software, message: "error: \(error)")
+            throw .store(error)
+        }
+        guard let scan = found else {
+            throw CommandFailure(code: ExitCode.failure, message: "error: no scan \(id) in \(store.location) (ids are listed by `connector-host scans`)")
         }
         let slowest = executions.filter { $0.status != .skipped }.sorted { $0.durationMs > $1.durationMs }.prefix(5)
         let failures = executions.filter { $0.status == .failure }
