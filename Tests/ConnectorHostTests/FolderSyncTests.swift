@@ -3,108 +3,110 @@ import Testing
 
 @testable import ConnectorHost
 
-/// The sample folder-sync agent end to end through `run`: a tree three levels deep, folders
-/// larger than a page (each page schedules the next), then incremental runs from the checkpoint.
-@Suite(.serialized) struct FolderSyncTests {
-    /// root/           top.txt
-    /// root/a/         5 files (3 pages of 2)
-    /// root/a/b/       1 file
-    /// root/a/b/c/     3 files (2 pages)
-    /// root/d/         empty
-    func makeTree(_ dir: TemporaryDirectory) -> String {
-        _ = dir.write("tree/top.txt", "top")
-        for i in 1...5 { _ = dir.write("tree/a/file\(i).txt", "a\(i)") }
-        _ = dir.write("tree/a/b/only.txt", "b")
-        for i in 1...3 { _ = dir.write("tree/a/b/c/deep\(i).txt", "c\(i)") }
-        try! FileManager.default.createDirectory(atPath: "\(dir.path)/tree/d", withIntermediateDirectories: true)
-        return "\(dir.path)/tree"
-    }
-
-    func installation(tree: String, output: String) -> HostFixture {
-        let h = HostFixture()
-        let root: JSONValue = [
-            "version": 1, "state": .string(h.state), "concurrency": 2,
-            "handlers": [
-                "folder-sync": [
-                    "command": [.string("\(Fixtures.packageRoot)/agents/folder-sync/folder-sync.py")],
-                    "taskTypes": ["entity_ingestion_full", "entity_ingestion_incremental"],
-                ]
-            ],
-            "connections": [
-                "tree": [
-                    "handler": "folder-sync", "fields": ["root": .string(tree), "output": .string(output), "pageSize": 2],
-                    "tasks": [["type": "entity_ingestion_incremental", "every": "1h"]],
-                ]
-            ],
-        ]
-        h.writeConfig(root)
-        return h
-    }
-
-    /// Every document written, by relative path.
-    func documents(_ output: String) -> [String: JSONValue] {
-        var all: [String: JSONValue] = [:]
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? [] where name.hasSuffix(".jsonl") {
-            let text = (try? String(contentsOfFile: "\(output)/\(name)", encoding: .utf8)) ?? ""
-            for line in text.split(separator: "\n") {
-                let document = try! JSONParser.parse(String(line))
-                all[document["path"]!.stringValue!] = document
-            }
+extension HostProcessTests {
+    /// The sample folder-sync agent end to end through `run`: a tree three levels deep, folders
+    /// larger than a page (each page schedules the next), then incremental runs from the checkpoint.
+    @Suite struct FolderSyncTests {
+        /// root/           top.txt
+        /// root/a/         5 files (3 pages of 2)
+        /// root/a/b/       1 file
+        /// root/a/b/c/     3 files (2 pages)
+        /// root/d/         empty
+        func makeTree(_ dir: TemporaryDirectory) -> String {
+            _ = dir.write("tree/top.txt", "top")
+            for i in 1...5 { _ = dir.write("tree/a/file\(i).txt", "a\(i)") }
+            _ = dir.write("tree/a/b/only.txt", "b")
+            for i in 1...3 { _ = dir.write("tree/a/b/c/deep\(i).txt", "c\(i)") }
+            try! FileManager.default.createDirectory(atPath: "\(dir.path)/tree/d", withIntermediateDirectories: true)
+            return "\(dir.path)/tree"
         }
-        return all
-    }
 
-    @Test func walksThreeLevelsWithPaginationThenSyncsOnlyChanges() throws {
-        let dir = TemporaryDirectory()
-        let tree = makeTree(dir)
-        let output = "\(dir.path)/out"
-        let h = installation(tree: tree, output: output)
+        func installation(tree: String, output: String) -> HostFixture {
+            let h = HostFixture()
+            let root: JSONValue = [
+                "version": 1, "state": .string(h.state), "concurrency": 2,
+                "handlers": [
+                    "folder-sync": [
+                        "command": [.string("\(Fixtures.packageRoot)/agents/folder-sync/folder-sync.py")],
+                        "taskTypes": ["entity_ingestion_full", "entity_ingestion_incremental"],
+                    ]
+                ],
+                "connections": [
+                    "tree": [
+                        "handler": "folder-sync", "fields": ["root": .string(tree), "output": .string(output), "pageSize": 2],
+                        "tasks": [["type": "entity_ingestion_incremental", "every": "1h"]],
+                    ]
+                ],
+            ]
+            h.writeConfig(root)
+            return h
+        }
 
-        let full = h.run(["run"])
-        #expect(full.status == 0, "\(full.stderr)")
-        let docs = documents(output)
-        #expect(
-            Set(docs.keys)
-                == ["top.txt", "a/file1.txt", "a/file2.txt", "a/file3.txt", "a/file4.txt", "a/file5.txt", "a/b/only.txt", "a/b/c/deep1.txt", "a/b/c/deep2.txt", "a/b/c/deep3.txt"])
-        #expect(docs["a/b/c/deep2.txt"]?["size"] == 2)
-        #expect(docs["a/b/c/deep2.txt"]?["sha256"]?.stringValue?.count == 64)
-        let store = try h.store()
-        let scan = try #require(store.scans(connectionId: "tree", limit: 1).first)
-        // root; "." (1 page); a (3 pages); a/b (1); a/b/c (2 pages); d (1)
-        #expect(scan.tasks == 1 + 1 + 3 + 1 + 2 + 1, "\(scan)")
-        #expect(scan.status == .success)
-        #expect(scan.records == 10)
-        #expect(scan.checkpointCommitted)
-        let checkpoint = try #require(try store.checkpoint(connectionId: "tree", taskType: "entity_ingestion_incremental"))
-        #expect(checkpoint["since"]?.doubleValue != nil)
+        /// Every document written, by relative path.
+        func documents(_ output: String) -> [String: JSONValue] {
+            var all: [String: JSONValue] = [:]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? [] where name.hasSuffix(".jsonl") {
+                let text = (try? String(contentsOfFile: "\(output)/\(name)", encoding: .utf8)) ?? ""
+                for line in text.split(separator: "\n") {
+                    let document = try! JSONParser.parse(String(line))
+                    all[document["path"]!.stringValue!] = document
+                }
+            }
+            return all
+        }
 
-        // Nothing changed: the incremental scan walks the tree and indexes nothing.
-        #expect(h.run(["trigger", "tree"]).status == 0)
-        #expect(h.run(["run"]).status == 0)
-        let unchanged = try #require(store.scans(connectionId: "tree", limit: 1).first)
-        #expect(unchanged.id != scan.id)
-        #expect(unchanged.status == .success)
-        #expect(unchanged.records == 0)
+        @Test func walksThreeLevelsWithPaginationThenSyncsOnlyChanges() throws {
+            let dir = TemporaryDirectory()
+            let tree = makeTree(dir)
+            let output = "\(dir.path)/out"
+            let h = installation(tree: tree, output: output)
 
-        // One file changed (mtime after the checkpoint), one added in a deep folder.
-        usleep(20_000)
-        _ = dir.write("tree/a/file3.txt", "changed")
-        _ = dir.write("tree/a/b/c/deep4.txt", "new")
-        #expect(h.run(["trigger", "tree"]).status == 0)
-        #expect(h.run(["run"]).status == 0)
-        let changed = try #require(store.scans(connectionId: "tree", limit: 1).first)
-        #expect(changed.records == 2, "only the changed and the new file are indexed again")
-        #expect(documents(output)["a/file3.txt"]?["size"] == 7)
-        #expect(documents(output)["a/b/c/deep4.txt"] != nil)
-    }
+            let full = h.run(["run"])
+            #expect(full.status == 0, "\(full.stderr)")
+            let docs = documents(output)
+            #expect(
+                Set(docs.keys)
+                    == ["top.txt", "a/file1.txt", "a/file2.txt", "a/file3.txt", "a/file4.txt", "a/file5.txt", "a/b/only.txt", "a/b/c/deep1.txt", "a/b/c/deep2.txt", "a/b/c/deep3.txt"])
+            #expect(docs["a/b/c/deep2.txt"]?["size"] == 2)
+            #expect(docs["a/b/c/deep2.txt"]?["sha256"]?.stringValue?.count == 64)
+            let store = try h.store()
+            let scan = try #require(store.scans(connectionId: "tree", limit: 1).first)
+            // root; "." (1 page); a (3 pages); a/b (1); a/b/c (2 pages); d (1)
+            #expect(scan.tasks == 1 + 1 + 3 + 1 + 2 + 1, "\(scan)")
+            #expect(scan.status == .success)
+            #expect(scan.records == 10)
+            #expect(scan.checkpointCommitted)
+            let checkpoint = try #require(try store.checkpoint(connectionId: "tree", taskType: "entity_ingestion_incremental"))
+            #expect(checkpoint["since"]?.doubleValue != nil)
 
-    @Test func missingRootIsEntityNotFound() throws {
-        let dir = TemporaryDirectory()
-        let h = installation(tree: "\(dir.path)/nowhere", output: "\(dir.path)/out")
-        let result = h.run(["exec", "tree", "--json"])
-        #expect(result.status == 1)
-        let record = try JSONParser.parse(result.stdout)
-        #expect(record["failureReason"] == "ENTITY_NOT_FOUND")
-        #expect(record["error"]?.stringValue?.contains("does not exist") == true)
+            // Nothing changed: the incremental scan walks the tree and indexes nothing.
+            #expect(h.run(["trigger", "tree"]).status == 0)
+            #expect(h.run(["run"]).status == 0)
+            let unchanged = try #require(store.scans(connectionId: "tree", limit: 1).first)
+            #expect(unchanged.id != scan.id)
+            #expect(unchanged.status == .success)
+            #expect(unchanged.records == 0)
+
+            // One file changed (mtime after the checkpoint), one added in a deep folder.
+            usleep(20_000)
+            _ = dir.write("tree/a/file3.txt", "changed")
+            _ = dir.write("tree/a/b/c/deep4.txt", "new")
+            #expect(h.run(["trigger", "tree"]).status == 0)
+            #expect(h.run(["run"]).status == 0)
+            let changed = try #require(store.scans(connectionId: "tree", limit: 1).first)
+            #expect(changed.records == 2, "only the changed and the new file are indexed again")
+            #expect(documents(output)["a/file3.txt"]?["size"] == 7)
+            #expect(documents(output)["a/b/c/deep4.txt"] != nil)
+        }
+
+        @Test func missingRootIsEntityNotFound() throws {
+            let dir = TemporaryDirectory()
+            let h = installation(tree: "\(dir.path)/nowhere", output: "\(dir.path)/out")
+            let result = h.run(["exec", "tree", "--json"])
+            #expect(result.status == 1)
+            let record = try JSONParser.parse(result.stdout)
+            #expect(record["failureReason"] == "ENTITY_NOT_FOUND")
+            #expect(record["error"]?.stringValue?.contains("does not exist") == true)
+        }
     }
 }

@@ -3,6 +3,12 @@ import Testing
 
 @testable import ConnectorHost
 
+/// Every suite that drives the real CLI nests here and runs one test at a time. Those tests are
+/// synchronous and block a thread of the cooperative pool while a child process runs; on a
+/// 2-core machine the pool has 2 threads, so several such suites at once would starve the async
+/// runner tests running beside them (and their "stops promptly" checks).
+@Suite(.serialized) struct HostProcessTests {}
+
 /// A temporary installation: a plugins.json, its state, and the real `connector-host` binary.
 final class HostFixture: @unchecked Sendable {
     let directory = TemporaryDirectory()

@@ -3,52 +3,54 @@ import Testing
 
 @testable import ConnectorHost
 
-/// The SQLite store under several processes and redelivery.
-@Suite(.serialized) struct StoreTests {
-    static let incremental: JSONValue = [["type": "entity_ingestion_incremental", "every": "1h"]]
+extension HostProcessTests {
+    /// The SQLite store under several processes and redelivery.
+    @Suite struct StoreTests {
+        static let incremental: JSONValue = [["type": "entity_ingestion_incremental", "every": "1h"]]
 
-    /// Several processes opening a state file that does not exist yet: each must see one schema
-    /// and one app id, and none may fail (the migration is applied once, under the write lock).
-    @Test func processesOpeningAFreshStateTogetherAllSucceed() throws {
-        for _ in 0..<3 {
-            let host = HostFixture()
-            let h = HostFixture(connections: ["c": (.object(["log": .string(host.log)]), Self.incremental)])
-            let triggers = (0..<6).map { _ in h.start(["trigger", "c"]) }
-            let results = triggers.map { $0.wait() }
-            #expect(results.allSatisfy { $0.status == 0 || $0.status == 75 }, "\(results.map { "\($0.status): \($0.stderr)" })")
-            #expect(results.filter { $0.status == 0 }.count == 1, "one root task queued; the others see its open scan")
-            let store = try h.store()
-            #expect(try store.queueDepth() == 1)
-            let ids = try Set((0..<3).map { _ in try SQLiteStore(path: h.state).appId })
-            #expect(ids.count == 1)
+        /// Several processes opening a state file that does not exist yet: each must see one schema
+        /// and one app id, and none may fail (the migration is applied once, under the write lock).
+        @Test func processesOpeningAFreshStateTogetherAllSucceed() throws {
+            for _ in 0..<3 {
+                let host = HostFixture()
+                let h = HostFixture(connections: ["c": (.object(["log": .string(host.log)]), Self.incremental)])
+                let triggers = (0..<6).map { _ in h.start(["trigger", "c"]) }
+                let results = triggers.map { $0.wait() }
+                #expect(results.allSatisfy { $0.status == 0 || $0.status == 75 }, "\(results.map { "\($0.status): \($0.stderr)" })")
+                #expect(results.filter { $0.status == 0 }.count == 1, "one root task queued; the others see its open scan")
+                let store = try h.store()
+                #expect(try store.queueDepth() == 1)
+                let ids = try Set((0..<3).map { _ in try SQLiteStore(path: h.state).appId })
+                #expect(ids.count == 1)
+            }
         }
-    }
 
-    /// At-least-once: when a parent is delivered again and asks for a child that already
-    /// completed, the child is recorded as skipped, not run again (the `completed` short-circuit).
-    @Test func redeliveredChildThatCompletedIsSkippedNotRun() throws {
-        let host = HostFixture()
-        let h = HostFixture(connections: ["c": (.object(["log": .string(host.log), "children": ["root": ["x"]]]), Self.incremental)])
-        #expect(h.run(["run"]).status == 0)
-        #expect(host.executions().map { $0["key"] } == ["root", "x"])
-        let store = try h.store()
-        let scan = try #require(store.scans(connectionId: "c", limit: 1).first)
-        let root = try #require(store.executions(scanId: scan.id).first { $0.parentTaskId == nil })
-        let child = try #require(store.executions(scanId: scan.id).first { $0.parentTaskId != nil })
+        /// At-least-once: when a parent is delivered again and asks for a child that already
+        /// completed, the child is recorded as skipped, not run again (the `completed` short-circuit).
+        @Test func redeliveredChildThatCompletedIsSkippedNotRun() throws {
+            let host = HostFixture()
+            let h = HostFixture(connections: ["c": (.object(["log": .string(host.log), "children": ["root": ["x"]]]), Self.incremental)])
+            #expect(h.run(["run"]).status == 0)
+            #expect(host.executions().map { $0["key"] } == ["root", "x"])
+            let store = try h.store()
+            let scan = try #require(store.scans(connectionId: "c", limit: 1).first)
+            let root = try #require(store.executions(scanId: scan.id).first { $0.parentTaskId == nil })
+            let child = try #require(store.executions(scanId: scan.id).first { $0.parentTaskId != nil })
 
-        // The root's completion is delivered a second time (as by a host that crashed after its
-        // agent finished and recorded it twice), asking for the same child again.
-        var again = root
-        again.taskExecutionId = DeterministicID.random()
-        var completion = TaskCompletion(record: again, transition: .succeeded)
-        completion.children = [NewChild(id: child.taskId, key: "x", taskType: child.type, metadata: ["key": "x"])]
-        let result = try store.complete(completion, now: Date())
-        #expect(result.childrenAdded == 0)
-        #expect(result.duplicatesSkipped == 1)
-        let skipped = try store.executions(scanId: scan.id).filter { $0.status == .skipped }
-        #expect(skipped.map(\.taskId) == [child.taskId])
-        #expect(skipped.first?.error == "already completed (duplicate delivery)")
-        #expect(h.run(["run"]).status == 0)
-        #expect(host.executions().count == 2, "the completed child did not run again")
+            // The root's completion is delivered a second time (as by a host that crashed after its
+            // agent finished and recorded it twice), asking for the same child again.
+            var again = root
+            again.taskExecutionId = DeterministicID.random()
+            var completion = TaskCompletion(record: again, transition: .succeeded)
+            completion.children = [NewChild(id: child.taskId, key: "x", taskType: child.type, metadata: ["key": "x"])]
+            let result = try store.complete(completion, now: Date())
+            #expect(result.childrenAdded == 0)
+            #expect(result.duplicatesSkipped == 1)
+            let skipped = try store.executions(scanId: scan.id).filter { $0.status == .skipped }
+            #expect(skipped.map(\.taskId) == [child.taskId])
+            #expect(skipped.first?.error == "already completed (duplicate delivery)")
+            #expect(h.run(["run"]).status == 0)
+            #expect(host.executions().count == 2, "the completed child did not run again")
+        }
     }
 }
