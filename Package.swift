@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "connector-host", targets: ["connector-host"]),
         .library(name: "ConnectorHost", targets: ["ConnectorHost"]),
+        // For agents written in Swift: the payload, the messages, errors to failure reasons, SIGTERM.
+        .library(name: "AgentKit", targets: ["AgentKit"]),
     ],
     targets: [
         // SQLite is the real database, used through the system library (Debian: libsqlite3-dev).
@@ -24,12 +26,25 @@ let package = Package(
         ),
         .executableTarget(
             name: "connector-host",
-            dependencies: ["ConnectorHost"]
+            // folder-sync is not linked in: naming it builds the sample agent with the host, so
+            // `swift run connector-host run` finds .build/<configuration>/folder-sync ready.
+            dependencies: ["ConnectorHost", "folder-sync"]
+        ),
+        // Foundation only: an agent built on it does not pull in the host.
+        .target(name: "AgentKit"),
+        .executableTarget(
+            name: "folder-sync",
+            dependencies: ["AgentKit"],
+            path: "agents/folder-sync/Sources"
         ),
         .testTarget(
             name: "ConnectorHostTests",
-            dependencies: ["ConnectorHost"],
+            dependencies: ["ConnectorHost", "folder-sync"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "AgentKitTests",
+            dependencies: ["AgentKit"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -22,6 +22,7 @@ let commands: [(spec: CommandSpec, run: (ParsedArguments) async throws(CommandFa
     (StatusCommand.spec, StatusCommand.run),
     (AlertsCommand.spec, AlertsCommand.run),
     (PruneCommand.spec, PruneCommand.run),
+    (NewAgentCommand.spec, NewAgentCommand.run),
 ]
 
 let overview = """

@@ -4,7 +4,7 @@ import Testing
 @testable import ConnectorHost
 
 extension HostProcessTests {
-    /// The sample folder-sync agent end to end through `run`: a tree three levels deep, folders
+    /// The folder-sync agent (Swift, on AgentKit) end to end through `run`: a tree three levels deep, folders
     /// larger than a page (each page schedules the next), then incremental runs from the checkpoint.
     @Suite struct FolderSyncTests {
         /// root/           top.txt
@@ -27,7 +27,7 @@ extension HostProcessTests {
                 "version": 1, "state": .string(h.state), "concurrency": 2,
                 "handlers": [
                     "folder-sync": [
-                        "command": [.string("\(Fixtures.packageRoot)/agents/folder-sync/folder-sync.py")],
+                        "command": [.string(HostFixture.built("folder-sync"))],
                         "taskTypes": ["entity_ingestion_full", "entity_ingestion_incremental"],
                     ]
                 ],
@@ -108,5 +108,87 @@ extension HostProcessTests {
             #expect(record["failureReason"] == "ENTITY_NOT_FOUND")
             #expect(record["error"]?.stringValue?.contains("does not exist") == true)
         }
+    }
+}
+
+extension HostProcessTests.FolderSyncTests {
+    /// The agent binary alone, on payloads a test writes: the cases a scan cannot stage on cue.
+    func runAgentDirectly(_ payload: JSONValue, in dir: TemporaryDirectory) -> (status: Int32, result: JSONValue?) {
+        let path = dir.write("payload-\(UUID().uuidString.prefix(6)).json", payload.serialized())
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: HostFixture.built("folder-sync"))
+        process.arguments = ["--payload", path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try! process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        let result = lines.compactMap { try? JSONParser.parse(String($0)) }.last { $0["type"] == "result" }
+        return (process.terminationStatus, result)
+    }
+
+    func childPayload(root: String, output: String, folder: String) -> JSONValue {
+        [
+            "payloadVersion": 1, "taskId": "t", "taskExecutionId": "e", "scanId": "s", "parentTaskId": "p", "connectionId": "tree", "appId": "a",
+            "extensionKey": "folder-sync", "environmentId": "default", "attempt": 1,
+            "connectorFormFields": ["root": .string(root), "output": .string(output), "pageSize": 10],
+            "taskDescription": ["taskType": "entity_ingestion_full", "isRootTask": false, "trigger": "child"],
+            "taskMetadata": ["folder": .string(folder), "page": 0, "since": 0, "subfolders": true], "persistentTaskMetadata": nil,
+        ]
+    }
+
+    @Test func checksumsMatchSha256sum() throws {
+        let dir = TemporaryDirectory()
+        _ = dir.write("tree/a/empty.txt", "")
+        _ = dir.write("tree/a/block.bin", String(repeating: "0123456789abcdef", count: 4100) + "tail")  // several 64-byte blocks and a 64 KiB read boundary
+        _ = dir.write("tree/a/55.txt", String(repeating: "x", count: 55))  // the padding edge cases
+        _ = dir.write("tree/a/56.txt", String(repeating: "x", count: 56))
+        let (status, result) = runAgentDirectly(childPayload(root: "\(dir.path)/tree", output: "\(dir.path)/out", folder: "a"), in: dir)
+        #expect(status == 0)
+        #expect(result?["status"] == "success")
+        let docs = documents("\(dir.path)/out")
+        #expect(docs.count == 4)
+        for (path, document) in docs {
+            let sum = Process()
+            sum.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+            sum.arguments = ["\(dir.path)/tree/\(path)"]
+            let pipe = Pipe()
+            sum.standardOutput = pipe
+            try sum.run()
+            let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+            sum.waitUntilExit()
+            #expect(document["sha256"]?.stringValue == String(expected), "\(path)")
+        }
+    }
+
+    @Test func vanishedFolderIsEntityNotFound() {
+        let dir = TemporaryDirectory()
+        _ = dir.write("tree/top.txt", "x")
+        let (status, result) = runAgentDirectly(childPayload(root: "\(dir.path)/tree", output: "\(dir.path)/out", folder: "gone"), in: dir)
+        #expect(status == 78)
+        #expect(result?["failureReason"] == "ENTITY_NOT_FOUND")
+        #expect(result?["message"]?.stringValue?.contains("gone vanished") == true)
+    }
+
+    /// Root reads everything, so this runs only as another user (CI's containers run as root).
+    @Test(.enabled(if: geteuid() != 0, "root can read any file")) func unreadableFileFailsTheFolderNonRetryable() {
+        let dir = TemporaryDirectory()
+        let secret = dir.write("tree/a/secret.txt", "x")
+        chmod(secret, 0)
+        let (_, result) = runAgentDirectly(childPayload(root: "\(dir.path)/tree", output: "\(dir.path)/out", folder: "a"), in: dir)
+        #expect(result?["failureReason"] == "NON_RETRYABLE_ERROR")
+        #expect(result?["message"]?.stringValue?.contains("a/secret.txt is not readable") == true)
+    }
+
+    @Test func badFieldsNameTheField() {
+        let dir = TemporaryDirectory()
+        var payload = childPayload(root: "\(dir.path)/tree", output: "\(dir.path)/out", folder: "a").objectValue!
+        payload["connectorFormFields"] = ["root": .string(dir.path), "pageSize": "ten"]
+        let (status, result) = runAgentDirectly(.object(payload), in: dir)
+        #expect(status == 78)
+        #expect(result?["failureReason"] == "NON_RETRYABLE_ERROR")
+        #expect(result?["message"]?.stringValue?.contains("pageSize") == true, "\(String(describing: result))")
     }
 }

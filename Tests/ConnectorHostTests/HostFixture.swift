@@ -16,12 +16,28 @@ final class HostFixture: @unchecked Sendable {
     var state: String { "\(directory.path)/state/state.sqlite" }
     var log: String { "\(directory.path)/agent-log.jsonl" }
 
-    static var binary: String {
+    static var binary: String { built("connector-host") }
+
+    /// A product of this package's build (the host, the folder-sync agent).
+    static func built(_ product: String) -> String {
         let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("connector-host").path,
-            "\(Fixtures.packageRoot)/.build/debug/connector-host",
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(product).path,
+            "\(Fixtures.packageRoot)/.build/debug/\(product)",
         ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }
+
+    /// An installation with one handler and one connection of it, named `connection`.
+    static func single(
+        handler: JSONValue, connection: String = "example", fields: JSONValue, tasks: JSONValue = [["type": "entity_ingestion_incremental", "every": "1h"]]
+    ) -> HostFixture {
+        let h = HostFixture()
+        h.writeConfig([
+            "version": 1, "state": .string(h.state), "concurrency": 2,
+            "handlers": ["example": handler],
+            "connections": .object(JSONObject([(connection, ["handler": "example", "fields": fields, "tasks": tasks] as JSONValue)])),
+        ])
+        return h
     }
 
     /// A config with the `scripted` handler and the given connections (id → fields, tasks).

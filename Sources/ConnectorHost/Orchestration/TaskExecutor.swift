@@ -44,6 +44,7 @@ public struct TaskExecutor: Sendable {
             try? store.store.recordSpawn(taskId: task.id, executionId: executionId, agent: process)
         }
         var record = execution.record
+        record.records = execution.report.stats?.records
         var verdict = execution.verdict
         var children: [NewChild] = []
         if record.status == .success && !execution.report.children.isEmpty {

@@ -138,6 +138,16 @@ public struct AgentRunner: Sendable {
         env["CONNECTOR_HOST_ATTEMPT"] = String(context.attempt)
         env["CONNECTOR_HOST_APP_ID"] = appId
         env["CONNECTOR_HOST_ENVIRONMENT"] = connection.environment
+        env["CONNECTOR_HOST_TRIGGER"] = context.trigger.rawValue
+        env["CONNECTOR_HOST_IS_ROOT_TASK"] = context.isRootTask ? "1" : "0"
+        if let parent = context.parentTaskId { env["CONNECTOR_HOST_PARENT_TASK_ID"] = parent }
+        for (name, value) in AgentVariables.flatten(.object(connection.fields), prefix: "CONNECTOR_HOST_FIELD_") { env[name] = value }
+        for (name, value) in AgentVariables.flatten(context.persistentTaskMetadata, prefix: "CONNECTOR_HOST_CHECKPOINT_", whole: "CONNECTOR_HOST_CHECKPOINT") {
+            env[name] = value
+        }
+        for (name, value) in AgentVariables.flatten(context.taskMetadata, prefix: "CONNECTOR_HOST_METADATA_", whole: "CONNECTOR_HOST_METADATA") {
+            env[name] = value
+        }
         return env.map { "\($0.key)=\($0.value)" }.sorted()
     }
 }

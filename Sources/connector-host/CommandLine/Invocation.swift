@@ -12,6 +12,7 @@ enum ExitCode {
     static let failure: Int32 = 1
     static let usage: Int32 = 64
     static let software: Int32 = 70
+    static let cantCreate: Int32 = 73
     static let ioError: Int32 = 74
     static let tempFail: Int32 = 75
     static let config: Int32 = 78
