@@ -30,6 +30,11 @@ let package = Package(
             // `swift run connector-host run` finds .build/<configuration>/folder-sync ready.
             dependencies: ["ConnectorHost", "folder-sync"]
         ),
+        // bench/run.sh's in-process store benchmark.
+        .executableTarget(
+            name: "connector-host-bench",
+            dependencies: ["ConnectorHost"]
+        ),
         // Foundation only: an agent built on it does not pull in the host.
         .target(name: "AgentKit"),
         .executableTarget(

@@ -55,6 +55,7 @@ import Testing
             {
               "version": 1,
               "concurency": 2,
+              "durability": "fast",
               "handlers": {
                 "folder-sync": {"command": [], "taskTypes": ["Entity_Ingestion_Full"], "output": "xml", "timeoutSeconds": -1,
                                 "exitCodes": {"300": "success", "3": "RATE_LIMTED"}, "env": {"1BAD": "x"}},
@@ -70,6 +71,7 @@ import Testing
             """)
         let expected = [
             "concurency: unknown key (did you mean \"concurrency\"?)",
+            "durability: unknown value \"fast\" (normal or full)",
             "handlers.folder-sync.command: is empty; name the agent executable",
             "handlers.folder-sync.taskTypes[0]: invalid task type",
             "handlers.folder-sync.output: unknown output mode \"xml\"",

@@ -7,6 +7,7 @@ public struct HostOperations: Sendable {
     public var store: StoreAccess
     public var notifier: Notifier?
     public var logger: Logger
+    private let metricsPace = MetricsPace()
 
     public init(settings: OperationsSettings, store: StoreAccess, notifier: Notifier?, logger: Logger) {
         self.settings = settings
@@ -39,19 +40,22 @@ public struct HostOperations: Sendable {
     public func afterTask(_ finished: FinishedTask) async throws(StoreError) -> Bool {
         var changed = false
         if let scan = finished.completion.closedScan { changed = try await evaluateAlerts(scan) }
-        await writeMetrics()
+        // A scraper reads the file every 15 s or so; rewriting it after each of 10,000 children
+        // would cost more than running them. The pass end always writes it.
+        if metricsPace.due(every: 1) { await writeMetrics() }
         return changed
     }
 
     func evaluateAlerts(_ scan: ScanSummary) async throws(StoreError) -> Bool {
         let thresholds = settings.alerts
         let window = max(thresholds.slowScanWindow, thresholds.recordsWindow)
-        let input = try await store { (s) throws(StoreError) -> AlertRules.Input in
-            let connection = try s.connections(includeDeleted: true).first { $0.id == scan.connectionId }
-            return AlertRules.Input(
+        let (input, open) = try await store { (s) throws(StoreError) -> (AlertRules.Input, Set<AlertRule>) in
+            let connection = try s.connection(id: scan.connectionId)
+            let input = AlertRules.Input(
                 scan: scan, executions: try s.executions(scanId: scan.id), failedTasks: try s.failedTaskReasons(scanId: scan.id),
                 previousSuccesses: try s.successfulScans(connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: window),
                 connectionNeedsReauth: connection?.state == .needsReauth, reauthReason: connection?.stateReason)
+            return (input, try s.openAlertRules(connectionId: scan.connectionId))
         }
         var changed = false
         let now = Date()
@@ -68,7 +72,8 @@ public struct HostOperations: Sendable {
                     logger.warning(label, "alert opened: \(verdict.rule.rawValue): \(verdict.message)")
                     changed = true
                 }
-            } else {
+            } else if open.contains(verdict.rule) {
+                // Only an open alert needs a write to resolve; most scans have none.
                 let resolved = try await store { (s) throws(StoreError) in try s.resolveAlert(rule: verdict.rule, connectionId: scan.connectionId, taskType: taskType, now: now) }
                 if resolved {
                     logger.info(label, "alert resolved: \(verdict.rule.rawValue)")
@@ -80,6 +85,7 @@ public struct HostOperations: Sendable {
     }
 
     /// Rewrites the metrics textfile, when one is configured. A failure is logged, not fatal.
+    /// `afterTask` calls it at most once a second; the scheduler calls it at the end of a pass.
     public func writeMetrics() async {
         guard let path = settings.metricsTextfile else { return }
         do {
@@ -96,5 +102,21 @@ public struct HostOperations: Sendable {
     public func notify() async {
         guard let notifier else { return }
         await notifier.deliverPending(store: store)
+    }
+}
+
+/// When the metrics file was last written, shared by the copies of a `HostOperations` value.
+final class MetricsPace: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: ContinuousClock.Instant?
+
+    /// True (and restarts the interval) when `seconds` have passed since the last true.
+    func due(every seconds: Double) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = ContinuousClock.now
+        if let last, now - last < .milliseconds(Int(seconds * 1000)) { return false }
+        last = now
+        return true
     }
 }

@@ -53,6 +53,9 @@ struct LoopState {
             if let limit = connection.maxConcurrency, onConnection >= limit { continue }
             if let limit = registry.handlers[connection.handler]?.maxConcurrency, runningPerHandler[connection.handler, default: 0] >= limit { continue }
             let last = lastStarted[connection.id, default: 0]
+            // Idle and never started this pass: nothing can beat it, so stop looking (the list
+            // can hold thousands of one-task connections).
+            if onConnection == 0 && last == 0 { return index }
             if best == nil || onConnection < best!.running || (onConnection == best!.running && last < best!.last) {
                 best = (index, onConnection, last)
             }

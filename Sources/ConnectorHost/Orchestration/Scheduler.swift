@@ -28,10 +28,35 @@ public struct PassSummary: Sendable {
     public var recovered: [Recovery.Recovered] = []
     public var opened: [String] = []
     public var skippedTicks = 0
-    public var finished: [FinishedTask] = []
+    /// The last `shownLimit` executions, for the table a pass prints; the counts cover them all.
+    public private(set) var finished: [FinishedTask] = []
+    public private(set) var executions = 0
+    public private(set) var succeeded = 0
+    /// Failed, not counting interrupted ones (re-queued, not failures).
+    public private(set) var failed = 0
+    public private(set) var interrupted = 0
     public var leftQueued = 0
+    /// A pass can run a 10,000-child fan-out; its summary must not hold 10,000 records.
+    public static let shownLimit = 200
     /// Any execution of the pass failed (interrupted ones are re-queued, not failures).
-    public var anyFailed: Bool { finished.contains { $0.record.status == .failure && !$0.interrupted } }
+    public var anyFailed: Bool { failed > 0 }
+    /// Executions run but left out of `finished`.
+    public var notShown: Int { executions - finished.count }
+
+    public init() {}
+
+    mutating func record(_ task: FinishedTask) {
+        executions += 1
+        if task.interrupted {
+            interrupted += 1
+        } else if task.record.status == .success {
+            succeeded += 1
+        } else if task.record.status == .failure {
+            failed += 1
+        }
+        if finished.count == Self.shownLimit { finished.removeFirst() }
+        finished.append(task)
+    }
 }
 
 /// The scheduling loop behind `run` (one pass) and `daemon` (forever).
@@ -114,7 +139,7 @@ public final class Scheduler: Sendable {
                     switch event {
                     case .finished(let finished, let connection):
                         state.release(finished.record.taskId, connection: connection, handler: finished.handler)
-                        summary.finished.append(finished)
+                        summary.record(finished)
                         state.done += 1
                         if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
                         if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }

@@ -16,8 +16,20 @@ public struct Registry: Sendable {
     public var connections: [String: Connection]
     /// Alerts, notifications, retention and metrics.
     public var operations = OperationsSettings()
+    /// How hard each state commit is pushed to disk (README, "Durable state and crash recovery").
+    public var durability: Durability = .normal
 
     public func handler(for connection: Connection) -> Handler? { handlers[connection.handler] }
+}
+
+/// SQLite's `synchronous` setting for the state file, in WAL mode. Both survive a crash of the
+/// host; they differ on power loss or a kernel crash.
+public enum Durability: String, Sendable, CaseIterable {
+    /// No fsync per commit: after power loss the last commits may be gone, and the tasks they
+    /// recorded run again (at-least-once holds). The default: about a quarter faster per task.
+    case normal
+    /// An fsync per commit: a commit survives power loss.
+    case full
 }
 
 public struct Handler: Sendable, Equatable {

@@ -64,7 +64,7 @@ struct ConfigReader {
     }
 
     static let topLevelKeys = [
-        "version", "state", "concurrency", "shutdownGraceSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
+        "version", "state", "durability", "concurrency", "shutdownGraceSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
     ]
     static let handlerKeys = [
         "command", "taskTypes", "output", "timeoutSeconds", "killGraceSeconds", "maxOutputBytes", "env", "exitCodes",
@@ -193,10 +193,18 @@ struct ConfigReader {
             }
         }
         let operations = self.operations(root)
+        var durability = Durability.normal
+        if let text = string(root["durability"], "durability") {
+            if let chosen = Durability(rawValue: text) {
+                durability = chosen
+            } else {
+                problem("durability", "unknown value \"\(text)\" (normal or full)")
+            }
+        }
         guard problems.isEmpty else { return nil }
         return Registry(
             file: file, directory: directory, statePath: statePath, concurrency: concurrency, shutdownGraceSeconds: grace,
-            retry: retry, limits: limits, handlers: handlers, connections: connections, operations: operations)
+            retry: retry, limits: limits, handlers: handlers, connections: connections, operations: operations, durability: durability)
     }
 
     mutating func retryPolicy(_ value: JSONValue, _ path: String, base: RetryPolicy) -> RetryPolicy {

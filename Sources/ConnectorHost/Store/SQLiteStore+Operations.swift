@@ -128,6 +128,12 @@ extension SQLiteStore {
         }
     }
 
+    public func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule> {
+        try locked { (db) throws(StoreError) in
+            Set(try db.rows("SELECT rule FROM alerts WHERE connection_id = ? AND resolved_at IS NULL", [.text(connectionId)]) { AlertRule(rawValue: $0.text(0)) }.compactMap { $0 })
+        }
+    }
+
     public func openAlertCount() throws(StoreError) -> Int {
         try locked { (db) throws(StoreError) in try db.firstRow("SELECT COUNT(*) FROM alerts WHERE resolved_at IS NULL", []) { $0.int(0) } ?? 0 }
     }

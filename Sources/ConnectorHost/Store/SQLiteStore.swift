@@ -5,8 +5,9 @@ import Darwin
 #endif
 import Foundation
 
-/// The embedded state: one SQLite file in WAL mode. `synchronous=FULL` because the promise is that
-/// a completed transaction survives power loss, not only a crash of the host (README, "State").
+/// The embedded state: one SQLite file in WAL mode. Every commit survives a crash of the host;
+/// with `durability` `.full` (`synchronous=FULL`) it also survives power loss, at the cost of an
+/// fsync per commit (README, "Durable state and crash recovery").
 public final class SQLiteStore: Store, @unchecked Sendable {
     public let appId: String
     public let location: String
@@ -14,7 +15,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     private let lock = NSLock()
 
     /// Opens (creating if needed) the state file and brings its schema up to date.
-    public init(path: String) throws(StoreError) {
+    public init(path: String, durability: Durability = .normal) throws(StoreError) {
         location = path
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
@@ -27,7 +28,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         let db = try SQLiteDatabase(path: path)
         try db.execute("PRAGMA busy_timeout = 10000")
         try db.execute("PRAGMA journal_mode = WAL")
-        try db.execute("PRAGMA synchronous = FULL")
+        try db.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try db.execute("PRAGMA foreign_keys = ON")
         try Self.migrate(db)
         self.db = db
@@ -79,6 +80,12 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     public func connections(includeDeleted: Bool) throws(StoreError) -> [StoredConnection] {
         try locked { (db) throws(StoreError) in
             try db.rows("SELECT \(Self.connectionColumns) FROM connections \(includeDeleted ? "" : "WHERE deleted_at IS NULL") ORDER BY id", [], Self.connection)
+        }
+    }
+
+    public func connection(id: String) throws(StoreError) -> StoredConnection? {
+        try locked { (db) throws(StoreError) in
+            try db.firstRow("SELECT \(Self.connectionColumns) FROM connections WHERE id = ?", [.text(id)], Self.connection)
         }
     }
 

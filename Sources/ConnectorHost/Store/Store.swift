@@ -10,6 +10,7 @@ public protocol Store: AnyObject, Sendable {
 
     // MARK: Connections and their lifecycle
     func connections(includeDeleted: Bool) throws(StoreError) -> [StoredConnection]
+    func connection(id: String) throws(StoreError) -> StoredConnection?
     /// Creates or updates a connection and records CREATED/UPDATED (nil: unchanged). An update
     /// clears a needs-re-auth pause. `deliver` queues the event for the handler's lifecycle hook.
     func saveConnection(_ connection: StoredConnection, deliver: Bool, now: Date) throws(StoreError) -> LifecycleEvent?
@@ -81,6 +82,8 @@ public protocol Store: AnyObject, Sendable {
     func resolveAlert(rule: AlertRule, connectionId: String, taskType: String, now: Date) throws(StoreError) -> Bool
     func alerts(includeResolved: Bool, limit: Int) throws(StoreError) -> [Alert]
     func openAlertCount() throws(StoreError) -> Int
+    /// The rules with an open alert for this connection (any task type).
+    func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule>
     func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification]
     func recordNotification(alertId: Int, event: PendingNotification.Event, delivered: Bool) throws(StoreError)
 }

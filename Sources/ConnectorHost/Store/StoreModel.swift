@@ -25,10 +25,12 @@ public struct TaskOwner: Sendable, Equatable {
     public var hostStartTicks: UInt64
     public var agent: SpawnedProcess?
 
-    public static var current: TaskOwner {
+    /// This process; read from /proc once, since it is asked for at every claim.
+    public static var current: TaskOwner { ownSelf }
+    private static let ownSelf: TaskOwner = {
         let pid = getpid()
         return TaskOwner(hostPid: pid, hostStartTicks: ProcFS.stat(pid)?.startTicks ?? 0, agent: nil)
-    }
+    }()
 }
 
 public struct StoredConnection: Sendable, Equatable {

@@ -65,7 +65,7 @@ enum Common {
     }
 
     static func openStore(_ registry: Registry) throws(CommandFailure) -> SQLiteStore {
-        do { return try SQLiteStore(path: registry.statePath) } catch { throw .store(error) }
+        do { return try SQLiteStore(path: registry.statePath, durability: registry.durability) } catch { throw .store(error) }
     }
 
     static func operations(_ registry: Registry, store: SQLiteStore, logger: Logger) -> HostOperations {

@@ -100,15 +100,13 @@ enum RunCommand {
             }
             table.rows.append([r.connectionId, r.type, String(r.taskId.prefix(8)), String(r.attempt), r.status.rawValue, r.failureReason?.rawValue ?? "", formatDuration(ms: r.durationMs), next])
         }
-        let succeeded = summary.finished.filter { $0.record.status == .success }.count
-        let failed = summary.finished.filter { $0.record.status == .failure && !$0.interrupted }.count
-        let interrupted = summary.finished.filter(\.interrupted).count
-        var parts = ["\(summary.finished.count) execution(s): \(succeeded) succeeded, \(failed) failed"]
-        if interrupted > 0 { parts.append("\(interrupted) interrupted and re-queued") }
+        var parts = ["\(summary.executions) execution(s): \(summary.succeeded) succeeded, \(summary.failed) failed"]
+        if summary.interrupted > 0 { parts.append("\(summary.interrupted) interrupted and re-queued") }
         if summary.skippedTicks > 0 { parts.append("\(summary.skippedTicks) tick(s) skipped (previous scan still running)") }
         if !summary.recovered.isEmpty { parts.append("\(summary.recovered.count) task(s) recovered from a stopped host") }
         if !summary.changes.isEmpty { parts.append("\(summary.changes.count) connection change(s)") }
         parts.append("\(summary.leftQueued) task(s) left queued")
-        return (summary.finished.isEmpty ? "nothing was due" : table.rendered) + "\n" + parts.joined(separator: "; ")
+        let omitted = summary.notShown > 0 ? "\n(\(summary.notShown) earlier execution(s) not shown; `connector-host runs` has them all)" : ""
+        return (summary.finished.isEmpty ? "nothing was due" : table.rendered + omitted) + "\n" + parts.joined(separator: "; ")
     }
 }

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""The benchmark driver bench/run.sh calls. Each workload runs ConnectorHost and its reference on the
+same machine in the same run, `repeat` times, and reports the median. Peak RSS is the host's own
+VmHWM, read from /proc while it runs (its agents are not counted)."""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+NOOP = """#!/bin/sh
+# A no-op agent: reads its payload, prints a JSON result.
+read -r line < "$2" || true
+echo '{"status":"success"}'
+"""
+
+# The root of the fan-out workload prints one child per item; each child is the no-op.
+FANOUT = """#!/bin/sh
+read -r line < "$2" || true
+if [ "${CONNECTOR_HOST_IS_ROOT_TASK:-0}" = 1 ]; then
+    awk -v n="$CHILDREN" 'BEGIN { for (i = 0; i < n; i++) printf "{\\"type\\":\\"child\\",\\"key\\":\\"item:%d\\"}\\n", i }'
+fi
+echo '{"type":"result","status":"success"}'
+"""
+
+FLOOD = """#!/usr/bin/env python3
+import sys
+block = b"x" * 65536 + b"\\n"
+for _ in range(1600):  # 100 MiB
+    sys.stdout.buffer.write(block)
+"""
+
+
+class PeakRSS:
+    """Polls /proc/<pid>/status for VmHWM (the kernel's own high-water mark) until the process ends."""
+
+    def __init__(self, pid):
+        self.pid, self.peak_kb = pid, 0
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def poll(self):
+        path = "/proc/%d/status" % self.pid
+        while True:
+            try:
+                with open(path) as handle:
+                    for line in handle:
+                        if line.startswith("VmHWM:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                return
+            time.sleep(0.005)
+
+
+def timed(command, env=None, cwd=None, shell=False):
+    """Wall seconds and the host's peak RSS (MB) of one run; fails loudly on a non-zero exit."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rss = PeakRSS(process.pid)
+    _, stderr = process.communicate()
+    elapsed = time.perf_counter() - start
+    rss.thread.join(timeout=1)
+    if process.returncode != 0:
+        sys.exit("benchmark command failed (%d): %s\n%s" % (process.returncode, command, stderr.decode(errors="replace")[-2000:]))
+    return elapsed, rss.peak_kb / 1024.0
+
+
+def write(path, text, mode=0o755):
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+
+
+def payload_files(directory, count):
+    os.makedirs(directory, exist_ok=True)
+    for i in range(count):
+        with open(os.path.join(directory, "p%05d.json" % i), "w") as handle:
+            json.dump({"payloadVersion": 1, "taskId": "t%d" % i, "connectorFormFields": {}}, handle)
+    return directory
+
+
+def host_config(path, state, handler_command, connections, extra_handler=None, concurrency=2):
+    handler = {"command": [handler_command], "taskTypes": ["t"], "timeoutSeconds": 600}
+    handler.update(extra_handler or {})
+    config = {
+        "version": 1, "state": state, "concurrency": concurrency, "limits": {"maxChildrenPerTask": 100000},
+        "handlers": {"bench": handler},
+        "connections": {name: {"handler": "bench", "tasks": [{"type": "t", "every": "1h"}]} for name in connections},
+    }
+    with open(path, "w") as handle:
+        json.dump(config, handle)
+
+
+def fresh_state(state):
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        if os.path.exists(state + suffix):
+            os.unlink(state + suffix)
+
+
+def median_of(runs):
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(), "python": platform.python_version()}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", required=True)
+    options = parser.parse_args()
+    host = os.path.join(options.bin, "connector-host")
+    store_bench = os.path.join(options.bin, "connector-host-bench")
+    quick = options.quick
+    repeat = 1 if quick else 3
+    tasks = 20 if quick else 1000
+    children = 50 if quick else 10000
+    work = tempfile.mkdtemp(prefix="connector-host-bench-")
+    rows = []
+
+    def row(workload, ours, reference, ratio, target, met, unit="s"):
+        rows.append({"workload": workload, "connectorHost": ours, "reference": reference, "ratio": ratio, "target": target, "met": met, "unit": unit})
+
+    try:
+        noop = os.path.join(work, "noop.sh")
+        write(noop, NOOP)
+        payloads = payload_files(os.path.join(work, "payloads"), tasks)
+        listing = " ".join(sorted(os.path.join(payloads, name) for name in os.listdir(payloads)))
+
+        # 1. N no-op tasks, full durable path, concurrency 2. One connection per task; c-warm is
+        # run first so the measured pass has reconciled state and runs exactly N tasks.
+        config = os.path.join(work, "noop.json")
+        state = os.path.join(work, "state", "noop.sqlite")
+        names = ["c%05d" % i for i in range(tasks)]
+        host_config(config, state, noop, names + ["c-warm"])
+        host_runs = []
+        for _ in range(repeat):
+            fresh_state(state)
+            subprocess.run([host, "run", "--config", config, "--connection", "c-warm"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            host_runs.append(timed([host, "run", "--config", config, "--log-level", "warning"]))
+        ours, ours_rss = median_of(host_runs)
+        xargs = median_of([timed("printf '%%s\\n' %s | xargs -P2 -n1 %s --payload" % (listing, noop), shell=True) for _ in range(repeat)])[0]
+        ratio = ours / xargs
+        row("%d no-op tasks, concurrency 2 (vs xargs -P2)" % tasks, ours, xargs, ratio, "<= 1.2x", ratio <= 1.2)
+        if shutil.which("parallel"):
+            joblog = os.path.join(work, "joblog")
+            par = median_of([timed("printf '%%s\\n' %s | parallel -j2 --joblog %s %s --payload {}" % (listing, joblog, noop), shell=True) for _ in range(repeat)])[0]
+            row("%d no-op tasks, concurrency 2 (vs GNU parallel -j2 --joblog)" % tasks, ours, par, par / ours, ">= 5x faster", par / ours >= 5)
+        else:
+            row("%d no-op tasks (vs GNU parallel)" % tasks, ours, None, None, ">= 5x faster", None)
+
+        # 2. One root emitting N children, each a no-op; also the host's peak RSS with N queued.
+        fanout = os.path.join(work, "fanout.sh")
+        write(fanout, FANOUT)
+        config = os.path.join(work, "fanout.json")
+        state = os.path.join(work, "state", "fanout.sqlite")
+        host_config(config, state, fanout, ["fan"], extra_handler={"env": {"CHILDREN": str(children)}})
+        fan_runs = []
+        for _ in range(repeat):
+            fresh_state(state)
+            fan_runs.append(timed([host, "run", "--config", config, "--log-level", "warning", "--max-wait", "3600"]))
+        ours, fan_rss = median_of(fan_runs)
+        many = payload_files(os.path.join(work, "many"), children + 1)
+        xargs = median_of([timed("ls %s | sed 's#^#%s/#' | xargs -P2 -n1 %s --payload" % (many, many, noop), shell=True) for _ in range(repeat)])[0]
+        ratio = ours / xargs
+        row("1 root -> %d children, no-op (vs xargs -P2 of %d runs)" % (children, children + 1), ours, xargs, ratio, "<= 1.3x", ratio <= 1.3)
+        row("%d queued tasks: host peak RSS" % children, fan_rss, None, None, "<= 50 MB", fan_rss <= 50, unit="MB")
+
+        # 3. An agent flooding stdout with 100 MiB against a 16 MiB cap.
+        flood = os.path.join(work, "flood.py")
+        write(flood, FLOOD)
+        config = os.path.join(work, "flood.json")
+        state = os.path.join(work, "state", "flood.sqlite")
+        cap = 16 * 1024 * 1024
+        host_config(config, state, flood, ["flood"], extra_handler={"maxOutputBytes": cap})
+        fresh_state(state)
+        start = time.perf_counter()
+        process = subprocess.Popen([host, "exec", "flood", "--config", config, "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        rss = PeakRSS(process.pid)
+        out, _ = process.communicate()
+        rss.thread.join(timeout=1)
+        record = json.loads(out)
+        killed_after = record["durationMs"] / 1000.0
+        capped = record.get("failureReason") == "NON_RETRYABLE_ERROR" and "cap" in (record.get("error") or "").lower() or "maxOutputBytes" in (record.get("error") or "")
+        row("agent writing 100 MiB to stdout, cap 16 MiB: spawn to kill", killed_after, None, None, "<= 2 s after the cap", killed_after <= 2 and capped)
+        limit_mb = cap / 1048576 + 20
+        row("same: host peak RSS", rss.peak_kb / 1024.0, None, None, "<= %d MB (cap + 20 MB)" % limit_mb, rss.peak_kb / 1024.0 <= limit_mb, unit="MB")
+
+        # 4. The store alone, in process.
+        store_tasks = 200 if quick else 10000
+        figures = []
+        for _ in range(repeat):
+            path = os.path.join(work, "state", "store-%d.sqlite" % len(figures))
+            out = subprocess.run([store_bench, "store", str(store_tasks), path], check=True, capture_output=True, text=True).stdout
+            figures.append(json.loads(out))
+        per_second = statistics.median(f["claimCompletePerSecond"] for f in figures)
+        enqueue = statistics.median(f["enqueuePerSecond"] for f in figures)
+        row("store only: claim + complete, %d tasks in process" % store_tasks, per_second, None, None, "report", None, unit="tasks/s")
+        row("store only: enqueue %d children in one completion" % store_tasks, enqueue, None, None, "report", None, unit="tasks/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    result = {"quick": quick, "repetitions": repeat, "machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    os.makedirs(os.path.dirname(os.path.abspath(options.out)), exist_ok=True)
+    with open(options.out, "w") as handle:
+        json.dump(result, handle, indent=2)
+        handle.write("\n")
+
+    def show(value, unit):
+        if value is None:
+            return "-"
+        return "%.0f %s" % (value, unit) if unit == "tasks/s" else "%.2f %s" % (value, unit)
+
+    print("machine: %(cores)s cores, %(cpu)s, Linux %(kernel)s" % result["machine"])
+    print("%s; median of %d run(s)%s" % (result["date"], repeat, " (--quick: smoke run, targets not judged)" if quick else ""))
+    header = ("workload", "ConnectorHost", "reference", "ratio", "target", "met")
+    lines = [header] + [
+        (r["workload"], show(r["connectorHost"], r["unit"]), show(r["reference"], "s"), "-" if r["ratio"] is None else "%.2fx" % r["ratio"],
+         r["target"], "-" if r["met"] is None or quick else ("yes" if r["met"] else "NO"))
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    print("written to %s" % options.out)
+
+
+if __name__ == "__main__":
+    main()
