@@ -48,12 +48,14 @@ extension HostProcessTests {
             return database
         }
 
-        static func sqliteInstallation(_ database: String, output: String, table: String = "orders") -> HostFixture {
+        static func sqliteInstallation(_ database: String, output: String, table: String = "orders", busyTimeout: JSONValue = 2) -> HostFixture {
             HostFixture.single(
                 handler: [
                     "command": [.string("\(Fixtures.packageRoot)/agents/sqlite-table-sync/sqlite-table-sync.py")], "taskTypes": incrementalAndFull,
                 ],
-                fields: ["database": .string(database), "table": .string(table), "output": .string(output), "batchSize": 3])
+                fields: [
+                    "database": .string(database), "table": .string(table), "output": .string(output), "batchSize": 3, "busyTimeoutSeconds": busyTimeout,
+                ])
         }
 
         @Test func sqliteTableSyncFullThenIncremental() throws {
@@ -101,7 +103,7 @@ extension HostProcessTests {
         @Test func sqliteTableSyncLockedDatabaseIsRetryable() throws {
             let dir = TemporaryDirectory()
             let database = Self.makeShop(dir)
-            let h = Self.sqliteInstallation(database, output: "\(dir.path)/out")
+            let h = Self.sqliteInstallation(database, output: "\(dir.path)/out", busyTimeout: .number("0.2"))
             // A writer holds an exclusive lock (rollback journal: readers wait, then give up).
             let ready = "\(dir.path)/locked"
             let holder = Process()
@@ -117,15 +119,6 @@ extension HostProcessTests {
                 holder.waitUntilExit()
             }
             #expect(h.eventually(10) { FileManager.default.fileExists(atPath: ready) })
-            var config = try JSONParser.parse(String(contentsOfFile: h.config, encoding: .utf8)).objectValue!
-            var connections = config["connections"]!.objectValue!
-            var example = connections["example"]!.objectValue!
-            var fields = example["fields"]!.objectValue!
-            fields["busyTimeoutSeconds"] = .number("0.2")
-            example["fields"] = .object(fields)
-            connections["example"] = .object(example)
-            config["connections"] = .object(connections)
-            h.writeConfig(.object(config))
             let record = try Self.execJSON(h, type: "entity_ingestion_full")
             #expect(record["failureReason"] == "RETRYABLE_ERROR", "\(record)")
             #expect(record["error"]?.stringValue?.contains("locked") == true)

@@ -26,7 +26,8 @@ public struct Registry: Sendable {
 /// host; they differ on power loss or a kernel crash.
 public enum Durability: String, Sendable, CaseIterable {
     /// No fsync per commit: after power loss the last commits may be gone, and the tasks they
-    /// recorded run again (at-least-once holds). The default: about a quarter faster per task.
+    /// recorded run again (at-least-once holds). The default: about a sixth less time per task
+    /// in the benchmark (2.04 s against 2.44 s for 1,000 tasks).
     case normal
     /// An fsync per commit: a commit survives power loss.
     case full

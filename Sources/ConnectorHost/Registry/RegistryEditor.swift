@@ -21,23 +21,22 @@ public enum RegistryEditor {
     /// when missing). The value is pretty-printed and indented like its new neighbours.
     public static func adding(_ name: String, value: JSONValue, toSection section: String, in text: String) throws(EditError) -> String {
         let bytes = Array(text.utf8)
-        var scanner = Scanner(bytes: bytes)
+        let scanner = Scanner(bytes: bytes)
         guard let top = scanner.objectMembers(at: scanner.skipSpace(0)) else { throw .notAnObject }
-        if let member = top.members.first(where: { $0.key == section }) {
-            guard bytes[member.valueStart] == UInt8(ascii: "{"), let inner = scanner.objectMembers(at: member.valueStart) else {
-                throw .sectionNotAnObject(section)
-            }
-            if inner.members.contains(where: { $0.key == name }) { throw .alreadyDefined(section: section, name: name) }
-            let closingIndent = indentation(of: inner.end, in: bytes)
-            let memberIndent = inner.members.first.map { indentation(of: $0.keyStart, in: bytes) } ?? closingIndent + "  "
-            return insert(member: name, value: value, indent: memberIndent, closingIndent: closingIndent, into: bytes, object: inner)
+        guard let member = top.members.first(where: { $0.key == section }) else {
+            return insert(member: section, value: .object(JSONObject([(name, value)])), into: bytes, object: top)
         }
-        let closingIndent = indentation(of: top.end, in: bytes)
-        let memberIndent = top.members.first.map { indentation(of: $0.keyStart, in: bytes) } ?? closingIndent + "  "
-        return insert(member: section, value: .object(JSONObject([(name, value)])), indent: memberIndent, closingIndent: closingIndent, into: bytes, object: top)
+        guard bytes[member.valueStart] == UInt8(ascii: "{"), let inner = scanner.objectMembers(at: member.valueStart) else {
+            throw .sectionNotAnObject(section)
+        }
+        if inner.members.contains(where: { $0.key == name }) { throw .alreadyDefined(section: section, name: name) }
+        return insert(member: name, value: value, into: bytes, object: inner)
     }
 
-    private static func insert(member name: String, value: JSONValue, indent: String, closingIndent: String, into bytes: [UInt8], object: Scanner.Object) -> String {
+    /// Indented like the object's first member, or two spaces in from its closing brace.
+    private static func insert(member name: String, value: JSONValue, into bytes: [UInt8], object: Scanner.Object) -> String {
+        let closingIndent = indentation(of: object.end, in: bytes)
+        let indent = object.members.first.map { indentation(of: $0.keyStart, in: bytes) } ?? closingIndent + "  "
         var rendered = ""
         JSONValue.writeString(name, to: &rendered)
         rendered += ": " + render(value, indent: indent)
@@ -102,7 +101,7 @@ public enum RegistryEditor {
         }
 
         /// Members of the object starting at `offset` (its `{`).
-        mutating func objectMembers(at offset: Int) -> Object? {
+        func objectMembers(at offset: Int) -> Object? {
             guard offset < bytes.count, bytes[offset] == UInt8(ascii: "{") else { return nil }
             var members: [Member] = []
             var i = skipSpace(offset + 1)
