@@ -7,6 +7,10 @@ import ConnectorHost
 
 // A closed stdout (a pipe to `head`) must be an error return, not a silent death.
 signal(SIGPIPE, SIG_IGN)
+// Likewise a file-size limit (`ulimit -f`) reached while writing the state: SQLite gets EFBIG and
+// the host exits 74 naming it, instead of dying with a core dump mid-transaction (the runtime may
+// already ignore it; this does not rely on that).
+signal(SIGXFSZ, SIG_IGN)
 
 let commands: [(spec: CommandSpec, run: (ParsedArguments) async throws(CommandFailure) -> Int32)] = [
     (ValidateCommand.spec, ValidateCommand.run),

@@ -251,6 +251,20 @@ import Testing
         #expect(e.process == nil)
     }
 
+    @Test(arguments: [("checkpoint", "its checkpoint"), ("child", "the child on stdout line 3")])
+    func secretKeptVerbatimIsRefused(place: String, named: String) async {
+        let connection = makeConnection(secrets: ["API_TOKEN": .environment("TEST_TOKEN_SOURCE")])
+        let handler = makeHandler([Fixtures.agent("secret-verbatim.sh")], env: ["WHERE": place])
+        let e = await runAgent(handler, connection: connection, environment: ["TEST_TOKEN_SOURCE": "s3cr3t-token-value", "PATH": "/usr/bin:/bin"])
+        #expect(e.record.status == .failure)
+        #expect(e.record.failureReason == .nonRetryableError)
+        #expect(e.record.error?.contains("secrets into \(named)") == true, "\(e.record.error ?? "")")
+        #expect(e.report.checkpoint == nil && e.report.children.isEmpty, "neither is kept")
+        // What is kept of the report (logs, stats, progress, result) is masked.
+        #expect(!"\(e.report)".contains("s3cr3t-token-value"), "\(e.report)")
+        #expect("\(e.report)".contains("***"))
+    }
+
     @Test func cancellationStopsTheAgentAndMarksItInterrupted() async {
         let handler = makeHandler([Fixtures.agent("hang.sh")], timeout: 60, grace: 2)
         let (e, seconds) = await measure {

@@ -55,6 +55,13 @@ extension HostProcessTests {
             let result = missing.run(["validate"])
             #expect(result.status == 78)
             #expect(result.stderr.contains("handlers.scripted.command[0]"), "\(result.stderr)")
+            // run, daemon and exec refuse it too, before the state exists.
+            for command in [["run"], ["daemon"], ["exec", "c"]] {
+                let refused = missing.run(command)
+                #expect(refused.status == 78, "\(command): \(refused.stderr)")
+                #expect(refused.stderr.contains("handlers.scripted.command[0]"), "\(refused.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: missing.state))
             let sample = h.run(["validate", "--config", "\(Fixtures.packageRoot)/plugins.json"])
             #expect(sample.status == 0, "the shipped plugins.json is valid: \(sample.stderr)")
         }

@@ -33,6 +33,21 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        (#"{"a": {"b": [1, {"c": 1, "c": 2}]}}"#, "a.b[1]"),
+        (#"[{"x": [true, tru]}]"#, "[0].x[1]"),
+        (#"{"connections": {"c": {"tasks": [}}}"#, "connections.c.tasks[0]"),
+        ("{,}", ""),
+    ])
+    func errorsNameTheirPathInTheDocument(text: String, path: String) {
+        do {
+            _ = try JSONParser.parse(text)
+            Issue.record("parsed invalid JSON \(text)")
+        } catch {
+            #expect(error.path == path, "\(error)")
+        }
+    }
+
     @Test func deepNestingIsRefusedNotACrash() {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }

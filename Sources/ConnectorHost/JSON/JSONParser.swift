@@ -5,7 +5,16 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public var message: String
     public var line: Int
     public var column: Int
+    /// Where in the document: `connections.c.tasks[0]` (empty at the top level). Built while the
+    /// error unwinds, so parsing that succeeds pays nothing for it.
+    public var path = ""
     public var description: String { "line \(line), column \(column): \(message)" }
+
+    func inside(_ component: String) -> JSONParseError {
+        var copy = self
+        copy.path = path.isEmpty ? component : path.hasPrefix("[") ? component + path : component + "." + path
+        return copy
+    }
 }
 
 public enum JSONParser {
@@ -110,7 +119,7 @@ private struct Reader {
             }
             index += 1
             skipWhitespace()
-            object[key] = try parseValue(depth: depth + 1)
+            do { object[key] = try parseValue(depth: depth + 1) } catch { throw error.inside(key) }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -126,7 +135,7 @@ private struct Reader {
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth + 1))
+            do { elements.append(try parseValue(depth: depth + 1)) } catch { throw error.inside("[\(elements.count)]") }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input, expected ',' or ']'") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }

@@ -7,8 +7,10 @@ public enum RegistryLoader {
     static let maxFileBytes = 10 * 1024 * 1024
 
     public struct Options: Sendable {
-        /// Check that every handler's executable exists and is executable (`validate` does;
-        /// `run` leaves it to the spawn, so one broken agent fails only its own tasks).
+        /// Check that every handler's executable exists and is executable. `validate`, `run`,
+        /// `daemon` (also on reload) and `exec` do: a config naming a missing agent is refused
+        /// before the state is touched, rather than failing its tasks one by one. Read-only
+        /// commands (`status`, `runs`…) do not, so they still work while an agent is missing.
         public var checkExecutables = false
         /// `--state` from the command line, overriding the config's `state`.
         public var stateOverride: String?
@@ -24,7 +26,7 @@ public enum RegistryLoader {
         do {
             document = try JSONParser.parse(bytes)
         } catch {
-            throw ConfigError(file: file, problems: [.init(path: "", message: "invalid JSON: \(error)")])
+            throw ConfigError(file: file, problems: [.init(path: error.path, message: "invalid JSON: \(error)")])
         }
         let absolute = URL(fileURLWithPath: file).standardizedFileURL
         let directory = absolute.deletingLastPathComponent().path
@@ -45,7 +47,8 @@ public enum RegistryLoader {
         if isDirectory.boolValue { throw fail("is a directory, not a config file") }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         if size > maxFileBytes {
-            throw fail("file is \(size) bytes; a config file may be at most \(maxFileBytes) bytes")
+            let mebibytes = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+            throw fail("file is \(mebibytes(size)) (\(size) bytes); a config file may be at most \(mebibytes(maxFileBytes)): is this the right file?")
         }
         guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot be read (check its permissions)") }
         return [UInt8](data)

@@ -37,12 +37,17 @@ public struct AgentRunner: Sendable {
         let startedAt = Date()
         let label = "\(connection.id)/\(context.taskType)"
         func finish(_ verdict: StatusVerdict, report: AgentReport = AgentReport(), stderr: String = "", duration: Double = 0, started: Date = startedAt, process: SpawnedProcess? = nil, redactor: Redactor = .none) -> AgentExecution {
+            // Everything past this point is stored, logged or sent to a notifier: mask it once, here.
+            var verdict = verdict
+            verdict.error = verdict.error.map(redactor.redact)
+            verdict.result = verdict.result.map(redactor.redact)
+            let report = report.redacted(redactor)
             let record = TaskRecord(
                 taskId: context.taskId, taskExecutionId: context.taskExecutionId, scanId: context.scanId, parentTaskId: context.parentTaskId,
                 connectionId: connection.id, handler: handler.name, type: context.taskType, trigger: context.trigger, status: verdict.status,
                 failureReason: verdict.failureReason, exitCode: verdict.exitCode, signal: verdict.signal, timedOut: verdict.timedOut,
                 startedAt: started, durationMs: Int((duration * 1000).rounded()), attempt: context.attempt,
-                result: verdict.result.map(redactor.redact), error: verdict.error.map(redactor.redact), stderrTail: redactor.redact(stderr))
+                result: verdict.result, error: verdict.error, stderrTail: redactor.redact(stderr))
             return AgentExecution(record: record, report: report, verdict: verdict, process: process)
         }
 
@@ -83,13 +88,24 @@ public struct AgentRunner: Sendable {
             logger.error(label, message, ["task": taskId])
             return finish(StatusMapper.launchFailed(message))
         }
-        let report = handler.output == .json ? OutputProtocol.parse(outcome.stdout) : AgentReport()
+        var report = handler.output == .json ? OutputProtocol.parse(outcome.stdout) : AgentReport()
         for entry in report.logs {
             logger.log(Logger.Level(name: entry.level) ?? .info, label, redactor.redact(entry.message), ["task": taskId, "stream": "agent"])
         }
         let stderrText = String(decoding: outcome.stderrTail, as: UTF8.self)
         let lastLine = stderrText.split(separator: "\n").last.map { String($0.prefix(500)) }
-        let verdict = StatusMapper.map(outcome, handler: handler, report: report, lastStderrLine: lastLine)
+        var verdict = StatusMapper.map(outcome, handler: handler, report: report, lastStderrLine: lastLine)
+        if !verdict.interrupted, let place = report.secretKeptVerbatim(redactor) {
+            // A checkpoint or a child's metadata goes back to agents as written, so it cannot be
+            // masked; storing it would write the secret to disk. Refuse the whole report instead.
+            let original = verdict
+            verdict = StatusMapper.launchFailed(
+                "the agent put the value of one of the connection's secrets into \(place); secrets are never stored, so neither the checkpoint nor the children were kept")
+            verdict.exitCode = original.exitCode
+            verdict.signal = original.signal
+            report.checkpoint = nil
+            report.children = []
+        }
         if outcome.strayDescendantsKilled > 0 {
             logger.warning(label, "killed \(outcome.strayDescendantsKilled) process(es) the agent left running outside its process group", ["task": taskId])
         }

@@ -147,6 +147,8 @@ extension SQLiteStore {
                 INSERT INTO checkpoints (connection_id, task_type, metadata, scan_id, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(connection_id, task_type) DO UPDATE SET metadata = excluded.metadata, scan_id = excluded.scan_id, updated_at = excluded.updated_at
                 """, .text(scan.connectionId), .text(scan.taskType), .text(pending), .text(scanId), .date(now))
+            // An audit trail of commits: an operator (and the reliability suite) can count them per scan.
+            try insertEvent(db, connectionId: scan.connectionId, kind: "CHECKPOINT_COMMITTED", detail: "\(scan.taskType) scan \(scanId)", deliver: false, now: now)
             committed = true
         }
         let schemas = try db.rows(

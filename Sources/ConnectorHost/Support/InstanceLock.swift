@@ -25,8 +25,15 @@ public final class InstanceLock: Sendable {
             case .timedOut(let path, let holder, let seconds):
                 "waited \(Int(seconds))s for the state lock \(path), still held by pid \(holder)"
             case .cannotOpen(let path, let code):
-                "cannot open lock file \(path): \(String(cString: strerror(code)))"
+                "cannot open lock file \(path): \(String(cString: strerror(code))) (the state's directory must be writable: check its permissions and mount, or pass --state; the state was not touched)"
             }
+        }
+
+        /// The sysexits code: 74 when the lock file cannot even be opened (an I/O problem), 75
+        /// when another instance holds it (try again later).
+        public var exitCode: Int32 {
+            if case .cannotOpen = self { return 74 }
+            return 75
         }
     }
 

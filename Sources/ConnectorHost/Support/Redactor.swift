@@ -22,6 +22,20 @@ public struct Redactor: Sendable {
         return out
     }
 
+    public func occurs(in text: String) -> Bool {
+        values.contains { text.contains($0) }
+    }
+
+    public func occurs(in value: JSONValue) -> Bool {
+        guard !values.isEmpty else { return false }
+        switch value {
+        case .string(let s): return occurs(in: s)
+        case .array(let a): return a.contains { occurs(in: $0) }
+        case .object(let o): return o.members.contains { occurs(in: $0.key) || occurs(in: $0.value) }
+        default: return false
+        }
+    }
+
     public func redact(_ value: JSONValue) -> JSONValue {
         guard !values.isEmpty else { return value }
         switch value {

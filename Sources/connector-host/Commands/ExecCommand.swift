@@ -13,7 +13,7 @@ enum ExecCommand {
             """)
 
     static func run(_ args: ParsedArguments) async throws(CommandFailure) -> Int32 {
-        let registry = try Common.loadRegistry(args)
+        let registry = try Common.loadRegistry(args, checkExecutables: true)
         let logger = try Common.logger(args)
         let (connection, type) = try Common.connectionAndType(registry, id: args.positionals[0], type: args.value("type"))
         let store = try Common.openStore(registry)

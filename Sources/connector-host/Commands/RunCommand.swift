@@ -33,7 +33,7 @@ enum RunCommand {
             """)
 
     static func run(_ args: ParsedArguments, daemon: Bool) async throws(CommandFailure) -> Int32 {
-        let registry = try Common.loadRegistry(args)
+        let registry = try Common.loadRegistry(args, checkExecutables: true)
         let logger = try Common.logger(args)
         var options = PassOptions(daemon: daemon)
         options.connections = Set(args.all("connection"))
@@ -58,6 +58,8 @@ enum RunCommand {
             }
         } catch let failure as CommandFailure {
             throw failure
+        } catch let failure as InstanceLock.Failure {
+            throw CommandFailure(code: failure.exitCode, message: "error: \(failure)")
         } catch {
             throw CommandFailure(code: ExitCode.tempFail, message: "error: \(error)")
         }
@@ -71,7 +73,7 @@ enum RunCommand {
         let onProgress: (@Sendable (PassProgress) -> Void)? = progress.map { line in { @Sendable p in line.update(p) } }
         let scheduler = Scheduler(store: StoreAccess(store), executor: executor, logger: logger, inbox: inbox, operations: operations, progress: onProgress) {
             () throws(ConfigError) -> Registry in
-            try RegistryLoader.load(file: configFile, options: .init(stateOverride: stateOverride))
+            try RegistryLoader.load(file: configFile, options: .init(checkExecutables: true, stateOverride: stateOverride))
         }
         if daemon { logger.info("daemon", "started", ["pid": String(getpid()), "config": registry.file, "state": registry.statePath]) }
         let summary: PassSummary
