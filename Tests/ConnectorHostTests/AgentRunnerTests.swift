@@ -240,7 +240,8 @@ import Testing
         #expect(result["cwd"] == "/tmp")
         let payloadPath = try #require(result["payloadPath"]?.stringValue)
         #expect(!FileManager.default.fileExists(atPath: payloadPath), "the payload file is removed after the run")
-        #expect(!FileManager.default.fileExists(atPath: (payloadPath as NSString).deletingLastPathComponent))
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: (payloadPath as NSString).deletingLastPathComponent)) ?? []
+        #expect(leftovers.isEmpty, "nothing of the execution is left in the payload directory: \(leftovers)")
     }
 
     @Test func unresolvableSecretFailsWithoutStarting() async {

@@ -271,6 +271,12 @@ extension HostProcessTests {
             kill(first.pid, SIGKILL)
             _ = first.wait()
             #expect(ProcFS.isSameProcess(agent.pid, startTicks: agent.startTicks), "the orphaned agent is still running before recovery")
+            // A per-execution directory as hosts before the flat layout left them, and a stray file:
+            // both leftovers, removed at the next start too.
+            let payloads = "\(h.directory.path)/state/payloads"
+            try FileManager.default.createDirectory(atPath: "\(payloads)/00000000-old-layout", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: "\(payloads)/00000000-old-layout/payload.json", contents: Data("{}".utf8))
+            FileManager.default.createFile(atPath: "\(payloads)/stray.json", contents: Data("{}".utf8))
             // Same config, but the agent now succeeds.
             let fixed = HostFixture(connections: ["c": (fields(host), Self.incremental)])
             h.adoptConfig(of: fixed)

@@ -38,9 +38,12 @@ public enum Recovery {
             try store.requeueInterrupted(taskId: task.id, note: note, now: now)
             recovered.append(Recovered(taskId: task.id, hostPid: owner?.hostPid ?? 0, agentsKilled: killed))
         }
-        // Payload directories of executions no live host runs are leftovers of a crash.
+        // Payload files of executions no live host runs are leftovers of a crash. (A directory
+        // named by an execution id is the per-execution layout of hosts before 2026-11.)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: payloads.root)) ?? []
-        for entry in entries where !liveExecutions.contains(entry) { payloads.remove(executionId: entry) }
+        for entry in entries where !liveExecutions.contains(PayloadFiles.executionId(ofEntry: entry) ?? entry) {
+            try? FileManager.default.removeItem(atPath: "\(payloads.root)/\(entry)")
+        }
         return recovered
     }
 
