@@ -21,6 +21,9 @@ struct LoopState {
     let started: Date
     var done = 0
     var failed = 0
+    /// The queue depth last shown by the progress line, and when it was counted.
+    var queued = 0
+    var queueCountedAt = Date.distantPast
 
     init(options: PassOptions, started: Date) {
         self.options = options

@@ -5,6 +5,8 @@ extension SQLiteStore {
         id, connection_id, task_type, scan_id, parent_task_id, depth, metadata, checkpoint, state, trigger, attempt, next_run_at,
         rate_limited_seconds, execution_id, host_pid, host_start, agent_pid, agent_pgid, agent_start
         """
+    /// The same columns named `tasks.x`, for queries that join another table having some of the names.
+    static let qualifiedTaskColumns = taskColumns.split(separator: ",").map { "tasks." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
 
     static func task(_ r: Row) -> StoredTask {
         var owner: TaskOwner?
@@ -23,12 +25,14 @@ extension SQLiteStore {
 
     public func readyTasks(now: Date, perConnection: Int) throws(StoreError) -> [StoredTask] {
         try locked { (db) throws(StoreError) in
+            // The first few of each connection through tasks_ready_by_connection: the cost follows
+            // the number of connections and `perConnection`, not the number of queued tasks.
             try db.rows(
                 """
-                SELECT \(Self.taskColumns) FROM (
-                    SELECT *, ROW_NUMBER() OVER (PARTITION BY connection_id ORDER BY next_run_at, seq) AS position
-                    FROM tasks WHERE state IN ('queued', 'snoozed') AND next_run_at <= ?
-                ) WHERE position <= ? ORDER BY next_run_at, seq
+                SELECT \(Self.qualifiedTaskColumns) FROM connections c JOIN tasks ON tasks.id IN (
+                    SELECT id FROM tasks WHERE connection_id = c.id AND state IN ('queued', 'snoozed') AND next_run_at <= ?
+                    ORDER BY next_run_at, seq LIMIT ?
+                ) ORDER BY tasks.next_run_at, tasks.seq
                 """, [.date(now), .int(perConnection)], Self.task)
         }
     }
