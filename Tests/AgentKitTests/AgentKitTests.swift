@@ -28,7 +28,7 @@ func payloadFile(fields: JSON = ["pages": 2], root: Bool = true, metadata: JSON 
         "persistentTaskMetadata": checkpoint, "attempt": 1, "deadline": "2026-11-24T13:02:25.154Z",
     ]
     let path = NSTemporaryDirectory() + "agentkit-\(UUID().uuidString).json"
-    FileManager.default.createFile(atPath: path, contents: Data(payload.compactText.utf8))
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(payload.compactText.utf8)))
     return path
 }
 
@@ -133,7 +133,7 @@ struct Sleeper: Agent {
         #expect(code == 78)
         #expect(captured.result?["message"]?.stringValue?.contains("no payload") == true)
         let broken = NSTemporaryDirectory() + "agentkit-broken.json"
-        FileManager.default.createFile(atPath: broken, contents: Data("{\"payloadVersion\": 1}".utf8))
+        #expect(FileManager.default.createFile(atPath: broken, contents: Data("{\"payloadVersion\": 1}".utf8)))
         let (brokenCode, out) = await run(Pager(), broken)
         #expect(brokenCode == 78)
         #expect(out.result?["message"]?.stringValue?.contains("missing") == true)

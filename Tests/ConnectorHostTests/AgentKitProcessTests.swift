@@ -12,7 +12,7 @@ extension HostProcessTests {
             try FileManager.default.createDirectory(atPath: "\(dir.path)/tree/a", withIntermediateDirectories: true)
             // Enough files that hashing takes a while; the agent checks for cancellation between files.
             let block = Data(repeating: 7, count: 4 << 20)
-            for i in 0..<40 { FileManager.default.createFile(atPath: "\(dir.path)/tree/a/f\(i)", contents: block) }
+            for i in 0..<40 { #expect(FileManager.default.createFile(atPath: "\(dir.path)/tree/a/f\(i)", contents: block)) }
             let payload: JSONValue = [
                 "payloadVersion": 1, "taskId": "t", "taskExecutionId": "e", "scanId": "s", "parentTaskId": "p", "connectionId": "c", "appId": "a",
                 "extensionKey": "folder-sync", "environmentId": "default", "attempt": 1,
@@ -25,7 +25,7 @@ extension HostProcessTests {
             process.executableURL = URL(fileURLWithPath: HostFixture.built("folder-sync"))
             process.arguments = ["--payload", path]
             let stdout = "\(dir.path)/stdout"
-            FileManager.default.createFile(atPath: stdout, contents: nil)
+            #expect(FileManager.default.createFile(atPath: stdout, contents: nil))
             process.standardOutput = FileHandle(forWritingAtPath: stdout)
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -275,8 +275,8 @@ extension HostProcessTests {
             // both leftovers, removed at the next start too.
             let payloads = "\(h.directory.path)/state/payloads"
             try FileManager.default.createDirectory(atPath: "\(payloads)/00000000-old-layout", withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: "\(payloads)/00000000-old-layout/payload.json", contents: Data("{}".utf8))
-            FileManager.default.createFile(atPath: "\(payloads)/stray.json", contents: Data("{}".utf8))
+            #expect(FileManager.default.createFile(atPath: "\(payloads)/00000000-old-layout/payload.json", contents: Data("{}".utf8)))
+            #expect(FileManager.default.createFile(atPath: "\(payloads)/stray.json", contents: Data("{}".utf8)))
             // Same config, but the agent now succeeds.
             let fixed = HostFixture(connections: ["c": (fields(host), Self.incremental)])
             h.adoptConfig(of: fixed)
