@@ -17,12 +17,18 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
+        // PostgreSQL, for several hosts sharing one queue, through libpq (Debian: libpq-dev).
+        .systemLibrary(
+            name: "CPostgreSQL",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
         // The few Linux calls Swift cannot make directly: variadic prctl, pidfd_open,
         // waitid's siginfo union, pipe2, and posix_spawn's GNU file actions.
         .target(name: "CSupport"),
         .target(
             name: "ConnectorHost",
-            dependencies: ["CSQLite", "CSupport"]
+            dependencies: ["CSQLite", "CPostgreSQL", "CSupport"]
         ),
         .executableTarget(
             name: "connector-host",

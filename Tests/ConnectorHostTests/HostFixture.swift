@@ -149,7 +149,7 @@ final class HostFixture: @unchecked Sendable {
         ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { try? JSONParser.parse(String($0)) }
     }
 
-    func store() throws -> SQLiteStore { try SQLiteStore(path: state) }
+    func store() throws -> SQLStore { try SQLStore(path: state) }
 
     /// Waits for `condition`, checking every 50 ms, for at most `seconds` (test helper only).
     func eventually(_ seconds: Double = 20, _ condition: () -> Bool) -> Bool {

@@ -20,7 +20,7 @@ extension HostProcessTests {
                 #expect(results.filter { $0.status == 0 }.count == 1, "one root task queued; the others see its open scan")
                 let store = try h.store()
                 #expect(try store.queueDepth() == 1)
-                let ids = try Set((0..<3).map { _ in try SQLiteStore(path: h.state).appId })
+                let ids = try Set((0..<3).map { _ in try SQLStore(path: h.state).appId })
                 #expect(ids.count == 1)
             }
         }

@@ -18,8 +18,12 @@ public enum Recovery {
     public static func recover(store: any Store, payloads: PayloadFiles, now: Date) throws(StoreError) -> [Recovered] {
         var recovered: [Recovered] = []
         var liveExecutions = Set<String>()
+        let machine = HostIdentity.current.machine
         for task in try store.runningTasks() {
             let owner = task.owner
+            // Pids mean nothing across machines: a claim made elsewhere is taken back when its
+            // lease runs out (LeaseKeeper), not here.
+            if store.isShared, let other = owner?.machine, other != machine { continue }
             if let owner, owner.hostPid == getpid() || ProcFS.isSameProcess(owner.hostPid, startTicks: owner.hostStartTicks) {
                 // Another live host process (an `exec`, say) is running it.
                 if let id = task.executionId { liveExecutions.insert(id) }
@@ -39,7 +43,9 @@ public enum Recovery {
             recovered.append(Recovered(taskId: task.id, hostPid: owner?.hostPid ?? 0, agentsKilled: killed))
         }
         // Payload files of executions no live host runs are leftovers of a crash. (A directory
-        // named by an execution id is the per-execution layout of hosts before 2026-11.)
+        // named by an execution id is the per-execution layout of hosts before 2026-11.) Not on a
+        // shared state: another host on this machine may be writing one for a claim made since.
+        guard !store.isShared else { return recovered }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: payloads.root)) ?? []
         for entry in entries where !liveExecutions.contains(PayloadFiles.executionId(ofEntry: entry) ?? entry) {
             try? FileManager.default.removeItem(atPath: "\(payloads.root)/\(entry)")

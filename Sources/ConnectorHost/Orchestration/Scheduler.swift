@@ -73,11 +73,14 @@ public final class Scheduler: Sendable {
     let operations: HostOperations?
     /// Told whenever a task starts or ends (the CLI's progress line).
     let progress: (@Sendable (PassProgress) -> Void)?
+    /// On a shared state: wakes the loop when any host queues work or frees room under a limit.
+    let wakeups: StoreWakeups?
 
     public init(
         store: StoreAccess, executor: TaskExecutor, logger: Logger, inbox: SignalInbox?, operations: HostOperations? = nil,
-        progress: (@Sendable (PassProgress) -> Void)? = nil, reload: @escaping @Sendable () throws(ConfigError) -> Registry
+        progress: (@Sendable (PassProgress) -> Void)? = nil, wakeups: StoreWakeups? = nil, reload: @escaping @Sendable () throws(ConfigError) -> Registry
     ) {
+        self.wakeups = wakeups
         self.store = store
         self.executor = executor
         self.logger = logger
@@ -94,6 +97,8 @@ public final class Scheduler: Sendable {
         case signal(Int32?)
         case graceExpired
         case notified
+        /// A NOTIFY from a host sharing the state; false when the listener closed.
+        case workQueued(Bool)
     }
 
     /// Reconciles, recovers, enqueues what is due, and runs tasks until nothing is runnable
@@ -116,6 +121,7 @@ public final class Scheduler: Sendable {
 
         let eventsResult: Result<Void, StoreError> = await withTaskGroup(of: Event.self) { group in
             if let inbox { group.addTask { .signal(await inbox.next()) } }
+            if let wakeups { group.addTask { .workQueued(await wakeups.next()) } }
             do throws(StoreError) {
                 while true {
                     if !state.draining { try await fill(&state, registry: registry, group: &group) }
@@ -156,6 +162,11 @@ public final class Scheduler: Sendable {
                         if state.timer == at { state.timer = nil }
                         state.candidatesStale = true
                         if options.daemon && !state.draining { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
+                    case .workQueued(let open):
+                        guard open, let wakeups else { break }
+                        group.addTask { .workQueued(await wakeups.next()) }
+                        state.candidatesStale = true
+                        state.mayHaveMore = true
                     case .notified:
                         state.notifying = false
                         if state.notifyAgain, let operations {
@@ -226,8 +237,10 @@ public final class Scheduler: Sendable {
             if state.candidates.isEmpty && state.mayHaveMore { state.candidatesStale = true }
             let executionId = DeterministicID.random()
             let owner = TaskOwner.current
-            guard let task = try await store({ (s) throws(StoreError) in try s.claim(taskId: candidate.id, executionId: executionId, owner: owner, now: Date()) }) else {
-                continue  // another host took it, or it is no longer runnable
+            let claim = claimOptions(for: candidate, registry: registry)
+            guard let task = try await store({ (s) throws(StoreError) in try s.claim(taskId: candidate.id, executionId: executionId, owner: owner, options: claim, now: Date()) })
+            else {
+                continue  // another host took it (and every other of its connection), a limit is reached, or it is no longer runnable
             }
             let handler = registry.connections[task.connectionId]?.handler
             state.start(task.id, connection: task.connectionId, handler: handler)
@@ -242,6 +255,15 @@ public final class Scheduler: Sendable {
                 }
             }
         }
+    }
+
+    /// Limits are checked here per host; on a shared state the claim checks them across hosts too.
+    func claimOptions(for task: StoredTask, registry: Registry) -> ClaimOptions {
+        let connection = registry.connections[task.connectionId]
+        let handler = connection.flatMap { registry.handlers[$0.handler] }
+        return ClaimOptions(
+            leaseSeconds: registry.leaseSeconds, connectionLimit: connection?.maxConcurrency, handler: handler?.name, handlerLimit: handler?.maxConcurrency,
+            orNextOf: task.connectionId)
     }
 
     func isSelected(_ connectionId: String, registry: Registry, options: PassOptions) -> Bool {
@@ -281,6 +303,8 @@ public final class Scheduler: Sendable {
             case .opened(let scanId):
                 summary.opened.append(scanId)
                 logger.info("\(schedule.connectionId)/\(schedule.taskType)", "scan opened", ["scan": scanId, "due": Timestamp.iso8601(due)])
+            case .alreadyEnqueued:
+                logger.debug("\(schedule.connectionId)/\(schedule.taskType)", "tick enqueued by another host")
             case .skipped(let open):
                 summary.skippedTicks += 1
                 logger.warning("\(schedule.connectionId)/\(schedule.taskType)", "tick skipped: previous scan still running", ["scan": open])

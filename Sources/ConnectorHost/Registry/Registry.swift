@@ -6,7 +6,7 @@ public struct Registry: Sendable {
     public var file: String
     /// Relative paths in the config resolve against this directory.
     public var directory: String
-    /// The SQLite state file (absolute).
+    /// The SQLite state file (absolute), or the PostgreSQL URL as written.
     public var statePath: String
     public var concurrency: Int
     public var shutdownGraceSeconds: Double
@@ -18,6 +18,25 @@ public struct Registry: Sendable {
     public var operations = OperationsSettings()
     /// How hard each state commit is pushed to disk (README, "Durable state and crash recovery").
     public var durability: Durability = .normal
+    /// How long a claimed task stays claimed without its host's heartbeat (PostgreSQL), seconds.
+    public var leaseSeconds: Double = 30
+
+    public var stateLocation: StateLocation {
+        StateLocation.isDatabaseURL(statePath) ? .postgres(PostgresURL(statePath)) : .file(path: statePath)
+    }
+
+    /// The state, for messages: a PostgreSQL URL with its password masked.
+    public var stateDescription: String {
+        if case .postgres(let url) = stateLocation { return url.description }
+        return statePath
+    }
+
+    /// This machine's working files (payloads, the instance lock): beside the SQLite state file,
+    /// or `.connector-host/` beside the config when the state is in PostgreSQL.
+    public var localDirectory: String {
+        if case .file(let path) = stateLocation { return (path as NSString).deletingLastPathComponent }
+        return directory + "/.connector-host"
+    }
 
     public func handler(for connection: Connection) -> Handler? { handlers[connection.handler] }
 }

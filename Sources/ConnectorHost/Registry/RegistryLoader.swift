@@ -67,7 +67,7 @@ struct ConfigReader {
     }
 
     static let topLevelKeys = [
-        "version", "state", "durability", "concurrency", "shutdownGraceSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
+        "version", "state", "durability", "concurrency", "shutdownGraceSeconds", "leaseSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
     ]
     static let handlerKeys = [
         "command", "taskTypes", "output", "timeoutSeconds", "killGraceSeconds", "maxOutputBytes", "env", "exitCodes",
@@ -145,13 +145,17 @@ struct ConfigReader {
             problem("version", "missing; add \"version\": 1")
         }
         let statePath: String
-        if let override = stateOverride {
+        let stateSpec = stateOverride ?? string(root["state"], "state") ?? ".connector-host/state.sqlite"
+        if StateLocation.isDatabaseURL(stateSpec) {
+            statePath = stateSpec
+        } else if let override = stateOverride {
             statePath = URL(fileURLWithPath: override).standardizedFileURL.path
         } else {
-            statePath = absolute(string(root["state"], "state") ?? ".connector-host/state.sqlite")
+            statePath = absolute(stateSpec)
         }
         let concurrency = integer(root["concurrency"], "concurrency", range: 1...1024) ?? ProcessInfo.processInfo.activeProcessorCount
         let grace = number(root["shutdownGraceSeconds"], "shutdownGraceSeconds", default: 30, range: 0...86400)
+        let lease = number(root["leaseSeconds"], "leaseSeconds", default: 30, range: 1...3600)
         let retry = root["retry"].map { retryPolicy($0, "retry", base: RetryPolicy()) } ?? RetryPolicy()
         var limits = FanOutLimits()
         if let value = root["limits"], let o = object(value, "limits", allowed: Self.limitKeys) {
@@ -207,7 +211,8 @@ struct ConfigReader {
         guard problems.isEmpty else { return nil }
         return Registry(
             file: file, directory: directory, statePath: statePath, concurrency: concurrency, shutdownGraceSeconds: grace,
-            retry: retry, limits: limits, handlers: handlers, connections: connections, operations: operations, durability: durability)
+            retry: retry, limits: limits, handlers: handlers, connections: connections, operations: operations, durability: durability,
+            leaseSeconds: lease)
     }
 
     mutating func retryPolicy(_ value: JSONValue, _ path: String, base: RetryPolicy) -> RetryPolicy {

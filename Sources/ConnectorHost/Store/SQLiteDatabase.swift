@@ -1,38 +1,12 @@
 import CSQLite
 import Foundation
 
-/// An error from SQLite, with the statement that caused it and a hint a person can act on.
-public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case cannotOpen, readOnly, full, corrupt, busy, schema, other }
-    public var kind: Kind
-    public var message: String
-    public var path: String
-
-    public var description: String {
-        switch kind {
-        case .cannotOpen: "cannot open state file \(path): \(message) (check that its directory exists and is writable, or pass --state)"
-        case .readOnly: "state file \(path) is read-only: \(message) (check the permissions of the file and its directory)"
-        case .full: "state file \(path): the disk is full: \(message) (free space and run again; nothing was lost)"
-        case .corrupt: "state file \(path) is damaged: \(message) (restore it from a backup, or move it aside to start fresh; it was not modified)"
-        case .busy: "state file \(path) is locked by another process: \(message)"
-        case .schema: "state file \(path): \(message)"
-        case .other: "state file \(path): \(message)"
-        }
-    }
-
-    /// The sysexits code for this failure: 74 (I/O) for disk and permission problems, 70 otherwise.
-    public var exitCode: Int32 {
-        switch kind {
-        case .cannotOpen, .readOnly, .full: 74
-        default: 70
-        }
-    }
-}
-
 /// A serialised SQLite connection with cached prepared statements. Not thread-safe by itself: the
 /// store owning it holds a lock around every use.
-final class SQLiteDatabase {
+final class SQLiteDatabase: SQLDatabase {
     let path: String
+    var location: String { path }
+    let dialect = SQLDialect.sqlite
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
 
@@ -87,7 +61,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs `sql` with `bindings`, calling `row` for each result row.
-    func query(_ sql: String, _ bindings: [SQLValue] = [], row: (Row) throws(StoreError) -> Void = { _ in }) throws(StoreError) {
+    func query(_ sql: String, _ bindings: [SQLValue], row: (Row) throws(StoreError) -> Void) throws(StoreError) {
         let statement = try prepare(sql)
         defer {
             sqlite3_reset(statement)
@@ -108,20 +82,8 @@ final class SQLiteDatabase {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return }
             guard rc == SQLITE_ROW else { throw error(rc, "running \(sql.prefix(60))") }
-            try row(Row(statement: statement!))
+            try row(Row(.sqlite(statement!)))
         }
-    }
-
-    func run(_ sql: String, _ bindings: SQLValue...) throws(StoreError) { try query(sql, bindings) }
-
-    func rows<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> [T] {
-        var result: [T] = []
-        try query(sql, bindings) { r in result.append(map(r)) }
-        return result
-    }
-
-    func firstRow<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> T? {
-        try rows(sql, bindings, map).first
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }
@@ -152,34 +114,3 @@ final class SQLiteDatabase {
 
 /// SQLite's "copy this text now" destructor, which Swift cannot spell as a constant.
 let SQLITE_TRANSIENT_PTR = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
-
-enum SQLValue: Sendable {
-    case null
-    case integer(Int64)
-    case real(Double)
-    case text(String)
-
-    static func int(_ v: Int) -> SQLValue { .integer(Int64(v)) }
-    static func optional(_ s: String?) -> SQLValue { s.map(SQLValue.text) ?? .null }
-    static func optional(_ i: Int?) -> SQLValue { i.map { .integer(Int64($0)) } ?? .null }
-    static func optional(_ d: Double?) -> SQLValue { d.map(SQLValue.real) ?? .null }
-    static func json(_ v: JSONValue?) -> SQLValue { v.map { .text($0.serialized()) } ?? .null }
-    static func date(_ d: Date) -> SQLValue { .real(d.timeIntervalSince1970) }
-    static func date(_ d: Date?) -> SQLValue { d.map { .real($0.timeIntervalSince1970) } ?? .null }
-    static func bool(_ b: Bool) -> SQLValue { .integer(b ? 1 : 0) }
-}
-
-struct Row {
-    let statement: OpaquePointer
-
-    func isNull(_ i: Int32) -> Bool { sqlite3_column_type(statement, i) == SQLITE_NULL }
-    func int(_ i: Int32) -> Int { Int(sqlite3_column_int64(statement, i)) }
-    func optionalInt(_ i: Int32) -> Int? { isNull(i) ? nil : int(i) }
-    func double(_ i: Int32) -> Double { sqlite3_column_double(statement, i) }
-    func bool(_ i: Int32) -> Bool { sqlite3_column_int64(statement, i) != 0 }
-    func text(_ i: Int32) -> String { sqlite3_column_text(statement, i).map { String(cString: $0) } ?? "" }
-    func optionalText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
-    func date(_ i: Int32) -> Date { Date(timeIntervalSince1970: double(i)) }
-    func optionalDate(_ i: Int32) -> Date? { isNull(i) ? nil : date(i) }
-    func json(_ i: Int32) -> JSONValue? { optionalText(i).flatMap { try? JSONParser.parse($0) } }
-}

@@ -1,7 +1,10 @@
-/// The state schema, as numbered migrations applied at open (`PRAGMA user_version` counts them).
-/// Never edit a shipped migration: add the next one.
+/// The state schema, as numbered migrations applied at open (SQLite's `PRAGMA user_version`, or
+/// `schema_version` in PostgreSQL's `meta`, counts them). Never edit a shipped migration: add the
+/// next one, to both lists.
 enum Schema {
-    static let migrations: [String] = [
+    static func migrations(_ dialect: SQLDialect) -> [String] { dialect == .sqlite ? sqlite : postgres }
+
+    static let sqlite: [String] = [
         // 1: connections, schedules, scans, tasks, executions, checkpoints, events.
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,6 +158,191 @@ enum Schema {
         // an index range read instead of sorting every runnable task (a 10,000-child fan-out).
         """
         CREATE INDEX tasks_ready_by_connection ON tasks(connection_id, next_run_at, seq) WHERE state IN ('queued', 'snoozed');
+        """,
+        // 4: leases and hosts. A running task names its host and how long its claim lasts; the
+        // hosts table is what `status` shows.
+        """
+        ALTER TABLE tasks ADD COLUMN host_id TEXT;
+        ALTER TABLE tasks ADD COLUMN host_machine TEXT;
+        ALTER TABLE tasks ADD COLUMN lease_expires_at REAL;
+        CREATE INDEX tasks_by_host ON tasks(host_id) WHERE state = 'running';
+        CREATE TABLE hosts (
+            id TEXT PRIMARY KEY,
+            machine TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            command TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            stopped_at REAL
+        );
+        """,
+    ]
+
+    /// PostgreSQL starts at the schema SQLite reached in 4 steps, with its own types: identity
+    /// columns, BIGINT and DOUBLE PRECISION, and `seq` where SQLite has its implicit rowid.
+    static let postgres: [String] = [
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE connections (
+            id TEXT PRIMARY KEY,
+            handler TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            enabled BIGINT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'active',
+            state_reason TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            deleted_at DOUBLE PRECISION
+        );
+        CREATE TABLE schedules (
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            task_type TEXT NOT NULL,
+            root_task_id TEXT NOT NULL UNIQUE,
+            spec TEXT NOT NULL,
+            next_due_at DOUBLE PRECISION,
+            last_due_at DOUBLE PRECISION,
+            PRIMARY KEY (connection_id, task_type)
+        );
+        CREATE TABLE scans (
+            id TEXT PRIMARY KEY,
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            task_type TEXT NOT NULL,
+            root_task_id TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            ended_at DOUBLE PRECISION,
+            tasks BIGINT NOT NULL DEFAULT 0,
+            succeeded BIGINT NOT NULL DEFAULT 0,
+            failed BIGINT NOT NULL DEFAULT 0,
+            skipped BIGINT NOT NULL DEFAULT 0,
+            records BIGINT NOT NULL DEFAULT 0,
+            pending_checkpoint TEXT,
+            checkpoint_committed BIGINT NOT NULL DEFAULT 0,
+            schema_fingerprint TEXT
+        );
+        -- No overlap across hosts: at most one open scan per connection and task type.
+        CREATE UNIQUE INDEX scans_open ON scans(connection_id, task_type) WHERE status = 'running';
+        CREATE INDEX scans_started ON scans(started_at);
+        CREATE TABLE tasks (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            task_type TEXT NOT NULL,
+            scan_id TEXT NOT NULL,
+            parent_task_id TEXT,
+            depth BIGINT NOT NULL DEFAULT 0,
+            child_key TEXT,
+            metadata TEXT,
+            checkpoint TEXT,
+            state TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            attempt BIGINT NOT NULL DEFAULT 1,
+            next_run_at DOUBLE PRECISION NOT NULL,
+            rate_limited_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+            execution_id TEXT,
+            host_pid BIGINT,
+            host_start BIGINT,
+            agent_pid BIGINT,
+            agent_pgid BIGINT,
+            agent_start BIGINT,
+            started_at DOUBLE PRECISION,
+            failure_reason TEXT,
+            error TEXT,
+            interruptions BIGINT NOT NULL DEFAULT 0,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            host_id TEXT,
+            host_machine TEXT,
+            lease_expires_at DOUBLE PRECISION
+        );
+        CREATE INDEX tasks_ready ON tasks(state, next_run_at);
+        CREATE INDEX tasks_scan ON tasks(scan_id, state);
+        CREATE INDEX tasks_ready_by_connection ON tasks(connection_id, next_run_at, seq) WHERE state IN ('queued', 'snoozed');
+        CREATE INDEX tasks_running ON tasks(connection_id) WHERE state = 'running';
+        CREATE INDEX tasks_leases ON tasks(lease_expires_at) WHERE state = 'running';
+        CREATE INDEX tasks_by_host ON tasks(host_id) WHERE state = 'running';
+        CREATE TABLE executions (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            scan_id TEXT NOT NULL,
+            parent_task_id TEXT,
+            connection_id TEXT NOT NULL,
+            handler TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            attempt BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            failure_reason TEXT,
+            exit_code BIGINT,
+            signal TEXT,
+            timed_out BIGINT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            duration_ms BIGINT NOT NULL,
+            result TEXT,
+            error TEXT,
+            stderr_tail TEXT NOT NULL,
+            records BIGINT,
+            bytes BIGINT,
+            schema_fingerprint TEXT
+        );
+        CREATE INDEX executions_started ON executions(started_at);
+        CREATE INDEX executions_scan ON executions(scan_id);
+        CREATE INDEX executions_task ON executions(task_id);
+        CREATE INDEX executions_connection ON executions(connection_id, started_at);
+        CREATE TABLE checkpoints (
+            connection_id TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            scan_id TEXT,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (connection_id, task_type)
+        );
+        CREATE TABLE events (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL,
+            connection_id TEXT,
+            kind TEXT NOT NULL,
+            detail TEXT,
+            delivery TEXT,
+            delivery_attempts BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX events_delivery ON events(delivery) WHERE delivery = 'pending';
+        CREATE TABLE alerts (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            key TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            connection_id TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            message TEXT NOT NULL,
+            scan_id TEXT,
+            opened_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            resolved_at DOUBLE PRECISION,
+            notified_open BIGINT NOT NULL DEFAULT 0,
+            notified_resolved BIGINT NOT NULL DEFAULT 0,
+            notify_attempts BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX alerts_open ON alerts(key) WHERE resolved_at IS NULL;
+        CREATE INDEX alerts_opened ON alerts(opened_at);
+        CREATE TABLE metric_counters (
+            name TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, labels)
+        );
+        CREATE TABLE hosts (
+            id TEXT PRIMARY KEY,
+            machine TEXT NOT NULL,
+            pid BIGINT NOT NULL,
+            command TEXT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL,
+            stopped_at DOUBLE PRECISION
+        );
         """,
     ]
 }

@@ -34,8 +34,10 @@ public protocol Store: AnyObject, Sendable {
     // MARK: Tasks
     /// Runnable tasks (due, queued or snoozed), at most `perConnection` of each connection, oldest first.
     func readyTasks(now: Date, perConnection: Int) throws(StoreError) -> [StoredTask]
-    /// Marks the task running with its owner, if it is still runnable. Done before the agent is spawned.
-    func claim(taskId: String, executionId: String, owner: TaskOwner, now: Date) throws(StoreError) -> StoredTask?
+    /// Marks the task running with its owner and lease, if it is still runnable and within the
+    /// limits. Done before the agent is spawned. With `options.orNextOf`, a task another host
+    /// holds is passed over for that connection's next free one.
+    func claim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask?
     /// Records the spawned agent, so a host restarted after a crash can find it.
     func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError)
     func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult
@@ -47,6 +49,22 @@ public protocol Store: AnyObject, Sendable {
     /// The earliest time after `date` at which a queued or snoozed task becomes runnable.
     func nextTaskTime(after date: Date) throws(StoreError) -> Date?
     func queueDepth() throws(StoreError) -> Int
+
+    // MARK: Hosts and leases
+    /// Whether other hosts may claim this state's tasks (PostgreSQL): then claims are leased, and
+    /// any host takes back a claim whose lease expired.
+    var isShared: Bool { get }
+    func registerHost(_ host: HostIdentity, command: String, now: Date) throws(StoreError)
+    /// Records the host's heartbeat and extends the leases of its running tasks to `until`.
+    func renewLeases(hostId: String, until: Date, now: Date) throws(StoreError)
+    func hostStopped(hostId: String, now: Date) throws(StoreError)
+    /// Running tasks whose lease ran out before `now`: their host stopped heart-beating.
+    func expiredLeases(now: Date) throws(StoreError) -> [StoredTask]
+    /// Queues the task again if that execution still holds it with an expired lease; returns
+    /// whether it did (the host may have renewed meanwhile).
+    func requeueExpired(taskId: String, executionId: String, note: String, now: Date) throws(StoreError) -> Bool
+    /// Hosts seen since `since`, newest heartbeat first.
+    func hosts(since: Date) throws(StoreError) -> [HostRecord]
 
     // MARK: Checkpoints
     func checkpoint(connectionId: String, taskType: String) throws(StoreError) -> JSONValue?
@@ -86,4 +104,11 @@ public protocol Store: AnyObject, Sendable {
     func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule>
     func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification]
     func recordNotification(alertId: Int, event: PendingNotification.Event, delivered: Bool) throws(StoreError)
+}
+
+extension Store {
+    /// A claim with one host's defaults: a 30 s lease, no cross-host limits.
+    public func claim(taskId: String, executionId: String, owner: TaskOwner, now: Date) throws(StoreError) -> StoredTask? {
+        try claim(taskId: taskId, executionId: executionId, owner: owner, options: ClaimOptions(), now: now)
+    }
 }

@@ -15,7 +15,7 @@ public enum StoreBenchmark {
     /// One scan whose root fans out to `tasks` children in one completion (the enqueue), then
     /// each child claimed and completed in its own transactions, as the scheduler does.
     public static func run(path: String, tasks: Int, durability: Durability) throws(StoreError) -> Figures {
-        let store = try SQLiteStore(path: path, durability: durability)
+        let store = try SQLStore(path: path, durability: durability)
         let now = Date()
         let connection = StoredConnection(
             id: "bench", handler: "noop", environment: "default", configHash: "x", configJSON: "{}", enabled: true, state: .active, stateReason: nil,

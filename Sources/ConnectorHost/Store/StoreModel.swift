@@ -24,13 +24,83 @@ public struct TaskOwner: Sendable, Equatable {
     public var hostPid: Int32
     public var hostStartTicks: UInt64
     public var agent: SpawnedProcess?
+    /// Which host holds the claim (`HostIdentity.id`) and on which machine; nil in states from
+    /// before leases.
+    public var hostId: String?
+    public var machine: String?
+    /// Until when the claim holds without a heartbeat (PostgreSQL takes it back after).
+    public var leaseExpiresAt: Date?
+
+    public init(hostPid: Int32, hostStartTicks: UInt64, agent: SpawnedProcess? = nil, hostId: String? = nil, machine: String? = nil, leaseExpiresAt: Date? = nil) {
+        self.hostPid = hostPid
+        self.hostStartTicks = hostStartTicks
+        self.agent = agent
+        self.hostId = hostId
+        self.machine = machine
+        self.leaseExpiresAt = leaseExpiresAt
+    }
 
     /// This process; read from /proc once, since it is asked for at every claim.
     public static var current: TaskOwner { ownSelf }
     private static let ownSelf: TaskOwner = {
-        let pid = getpid()
-        return TaskOwner(hostPid: pid, hostStartTicks: ProcFS.stat(pid)?.startTicks ?? 0, agent: nil)
+        let host = HostIdentity.current
+        return TaskOwner(hostPid: host.pid, hostStartTicks: host.startTicks, hostId: host.id, machine: host.machine)
     }()
+}
+
+/// This process as a host sharing the state: the id its claims and heartbeats carry.
+public struct HostIdentity: Sendable, Equatable {
+    /// `<machine>/<pid>/<start ticks>`: unique per process, even after pid reuse.
+    public var id: String
+    /// The hostname and the kernel's boot id: pids only mean something on the same machine
+    /// and boot, so a host only kills agents of claims made there.
+    public var machine: String
+    public var pid: Int32
+    public var startTicks: UInt64
+
+    public static let current: HostIdentity = {
+        let pid = getpid()
+        let ticks = ProcFS.stat(pid)?.startTicks ?? 0
+        var name = [CChar](repeating: 0, count: 256)
+        let hostname = gethostname(&name, name.count) == 0 ? String(cString: name) : "localhost"
+        let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.prefix(8) ?? ""
+        let machine = boot.isEmpty ? hostname : "\(hostname)#\(boot)"
+        return HostIdentity(id: "\(machine)/\(pid)/\(ticks)", machine: machine, pid: pid, startTicks: ticks)
+    }()
+}
+
+/// What a claim must respect besides the task being runnable.
+public struct ClaimOptions: Sendable, Equatable {
+    /// How long the claim holds without a heartbeat.
+    public var leaseSeconds: Double = 30
+    /// Limits across every host sharing the state (PostgreSQL; one host enforces its own).
+    public var connectionLimit: Int?
+    public var handler: String?
+    public var handlerLimit: Int?
+    /// When another host holds the task, take this connection's next runnable task instead.
+    public var orNextOf: String?
+
+    public init(leaseSeconds: Double = 30, connectionLimit: Int? = nil, handler: String? = nil, handlerLimit: Int? = nil, orNextOf: String? = nil) {
+        self.leaseSeconds = leaseSeconds
+        self.connectionLimit = connectionLimit
+        self.handler = handler
+        self.handlerLimit = handlerLimit
+        self.orNextOf = orNextOf
+    }
+}
+
+/// A host seen in the state: a `run`, `daemon` or `exec` process, and the claims it holds.
+public struct HostRecord: Sendable, Equatable {
+    public var id: String
+    public var machine: String
+    public var pid: Int
+    public var command: String
+    public var startedAt: Date
+    public var heartbeatAt: Date
+    public var stoppedAt: Date?
+    public var runningTasks: Int
+    /// The earliest expiry among its claims.
+    public var leaseExpiresAt: Date?
 }
 
 public struct StoredConnection: Sendable, Equatable {
@@ -149,6 +219,8 @@ public enum ScanOpening: Sendable, Equatable {
     case opened(scanId: String)
     /// A scan of the same connection and type is still open (no overlap).
     case skipped(openScanId: String)
+    /// Another host sharing the state enqueued this tick first (each tick is enqueued once).
+    case alreadyEnqueued
 }
 
 public struct LifecycleDelivery: Sendable, Equatable {

@@ -30,7 +30,8 @@ struct CommandFailure: Error {
 /// Options most commands share, and what they resolve to.
 enum Common {
     static let config = OptionSpec.value("config", "file", "The registry (default: $CONNECTOR_HOST_CONFIG, else ./plugins.json).")
-    static let state = OptionSpec.value("state", "file", "The state file (default: $CONNECTOR_HOST_STATE, else \"state\" in the config).")
+    static let state = OptionSpec.value(
+        "state", "file|url", "The state file, or a postgresql:// URL (default: $CONNECTOR_HOST_STATE, else \"state\" in the config).")
     static let logLevel = OptionSpec.value("log-level", "level", "debug, info, warning or error (default: info).")
     static let logFormat = OptionSpec.value("log-format", "format", "text or json (default: text).")
     static let type = OptionSpec.value("type", "type", "The task type (default: the connection's first scheduled type).")
@@ -64,18 +65,30 @@ enum Common {
         return Logger(minimum: level, format: format)
     }
 
-    static func openStore(_ registry: Registry) throws(CommandFailure) -> SQLiteStore {
-        do { return try SQLiteStore(path: registry.statePath, durability: registry.durability) } catch { throw .store(error) }
+    static func openStore(_ registry: Registry) throws(CommandFailure) -> SQLStore {
+        do { return try SQLStore.open(registry.stateLocation, durability: registry.durability) } catch { throw .store(error) }
     }
 
-    static func operations(_ registry: Registry, store: SQLiteStore, logger: Logger) -> HostOperations {
+    static func operations(_ registry: Registry, store: SQLStore, logger: Logger) -> HostOperations {
         let notifier = registry.operations.notify.map {
             Notifier(settings: $0, appId: store.appId, configDirectory: registry.directory, payloads: PayloadFiles(stateDirectory: stateDirectory(registry)), logger: logger)
         }
         return HostOperations(settings: registry.operations, store: StoreAccess(store), notifier: notifier, logger: logger)
     }
 
-    static func stateDirectory(_ registry: Registry) -> String { (registry.statePath as NSString).deletingLastPathComponent }
+    static func stateDirectory(_ registry: Registry) -> String { registry.localDirectory }
+
+    /// Registers this process as a host and keeps its claims alive until `stop()`.
+    static func leaseKeeper(_ registry: Registry, store: SQLStore, command: String, logger: Logger) throws(CommandFailure) -> LeaseKeeper {
+        do {
+            let keeper = try LeaseKeeper(
+                store: store, command: command, leaseSeconds: registry.leaseSeconds, payloads: PayloadFiles(stateDirectory: stateDirectory(registry)), logger: logger)
+            keeper.start()
+            return keeper
+        } catch {
+            throw .store(error)
+        }
+    }
 
     /// The id of a `<command> show <id>` call; nil when the command lists instead.
     static func showTarget(_ args: ParsedArguments, _ spec: CommandSpec, idName: String) throws(CommandFailure) -> String? {
@@ -103,7 +116,7 @@ enum Common {
         return seconds
     }
 
-    static func executor(_ registry: Registry, store: SQLiteStore, logger: Logger) -> TaskExecutor {
+    static func executor(_ registry: Registry, store: SQLStore, logger: Logger) -> TaskExecutor {
         let runner = AgentRunner(appId: store.appId, stateDirectory: stateDirectory(registry), logger: logger)
         return TaskExecutor(store: StoreAccess(store), runner: runner, logger: logger)
     }

@@ -18,6 +18,8 @@ enum ExecCommand {
         let (connection, type) = try Common.connectionAndType(registry, id: args.positionals[0], type: args.value("type"))
         let store = try Common.openStore(registry)
         let executor = Common.executor(registry, store: store, logger: logger)
+        let leases = try Common.leaseKeeper(registry, store: store, command: "exec", logger: logger)
+        defer { leases.stop() }
         let handler = registry.handlers[connection.handler]!
         let record: TaskRecord
         do {
@@ -29,7 +31,7 @@ enum ExecCommand {
                 throw CommandFailure(code: ExitCode.tempFail, message: "error: a scan of \(connection.id)/\(type) is still running (scan \(open)); try again when it ends")
             }
             let executionId = DeterministicID.random()
-            guard let task = try store.claim(taskId: rootTaskId, executionId: executionId, owner: .current, now: Date()) else {
+            guard let task = try store.claim(taskId: rootTaskId, executionId: executionId, owner: .current, options: ClaimOptions(leaseSeconds: registry.leaseSeconds), now: Date()) else {
                 throw CommandFailure(code: ExitCode.tempFail, message: "error: a running host picked up \(connection.id)/\(type) first; see its log")
             }
             let finished = try await executor.execute(task, executionId: executionId, registry: registry)

@@ -48,20 +48,24 @@ enum RunCommand {
         }
         // Signals are watched before anything else, so a SIGTERM during start-up is not lost.
         let inbox = SignalInbox()
-        let lock: InstanceLock
-        do {
-            if let text = args.value("wait-lock") {
-                guard let seconds = Double(text), seconds >= 0 else { throw CommandFailure(code: ExitCode.usage, message: "error: --wait-lock takes seconds, got '\(text)'") }
-                lock = try await InstanceLock.acquire(statePath: registry.statePath, waitingUpTo: seconds)
-            } else {
-                lock = try InstanceLock.acquire(statePath: registry.statePath)
+        // One pass at a time per state file. A PostgreSQL state is made for several hosts at once:
+        // claims and leases keep them apart.
+        var lock: InstanceLock?
+        if case .file = registry.stateLocation {
+            do {
+                if let text = args.value("wait-lock") {
+                    guard let seconds = Double(text), seconds >= 0 else { throw CommandFailure(code: ExitCode.usage, message: "error: --wait-lock takes seconds, got '\(text)'") }
+                    lock = try await InstanceLock.acquire(statePath: registry.statePath, waitingUpTo: seconds)
+                } else {
+                    lock = try InstanceLock.acquire(statePath: registry.statePath)
+                }
+            } catch let failure as CommandFailure {
+                throw failure
+            } catch let failure as InstanceLock.Failure {
+                throw CommandFailure(code: failure.exitCode, message: "error: \(failure)")
+            } catch {
+                throw CommandFailure(code: ExitCode.tempFail, message: "error: \(error)")
             }
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch let failure as InstanceLock.Failure {
-            throw CommandFailure(code: failure.exitCode, message: "error: \(failure)")
-        } catch {
-            throw CommandFailure(code: ExitCode.tempFail, message: "error: \(error)")
         }
         defer { withExtendedLifetime(lock) {} }
         let store = try Common.openStore(registry)
@@ -71,11 +75,18 @@ enum RunCommand {
         let operations = Common.operations(registry, store: store, logger: logger)
         let progress = daemon ? nil : ProgressLine()
         let onProgress: (@Sendable (PassProgress) -> Void)? = progress.map { line in { @Sendable p in line.update(p) } }
-        let scheduler = Scheduler(store: StoreAccess(store), executor: executor, logger: logger, inbox: inbox, operations: operations, progress: onProgress) {
+        let leases = try Common.leaseKeeper(registry, store: store, command: daemon ? "daemon" : "run", logger: logger)
+        defer { leases.stop() }
+        let wakeups: StoreWakeups?
+        do { wakeups = daemon ? try store.makeWakeups() : nil } catch { throw .store(error) }
+        defer { wakeups?.close() }
+        let scheduler = Scheduler(
+            store: StoreAccess(store), executor: executor, logger: logger, inbox: inbox, operations: operations, progress: onProgress, wakeups: wakeups
+        ) {
             () throws(ConfigError) -> Registry in
             try RegistryLoader.load(file: configFile, options: .init(checkExecutables: true, stateOverride: stateOverride))
         }
-        if daemon { logger.info("daemon", "started", ["pid": String(getpid()), "config": registry.file, "state": registry.statePath]) }
+        if daemon { logger.info("daemon", "started", ["pid": String(getpid()), "config": registry.file, "state": registry.stateDescription, "host": leases.host.id]) }
         let summary: PassSummary
         do {
             summary = try await scheduler.run(registry: registry, options: options)

@@ -45,7 +45,7 @@ enum RunsCommand {
         return ExitCode.success
     }
 
-    static func show(_ id: String, store: SQLiteStore, json: Bool) throws(CommandFailure) -> Int32 {
+    static func show(_ id: String, store: SQLStore, json: Bool) throws(CommandFailure) -> Int32 {
         let found: TaskRecord?
         do { found = try store.execution(id: id) } catch { throw .store(error) }
         guard let record = found else {

@@ -34,7 +34,7 @@ enum ScansCommand {
         return ExitCode.success
     }
 
-    static func show(_ id: String, store: SQLiteStore, json asJSON: Bool) throws(CommandFailure) -> Int32 {
+    static func show(_ id: String, store: SQLStore, json asJSON: Bool) throws(CommandFailure) -> Int32 {
         let found: ScanSummary?
         let states: [TaskState: Int]
         let executions: [TaskRecord]

@@ -26,6 +26,8 @@ enum TriggerCommand {
             {
             case .opened(let scanId):
                 Common.emit("queued \(connection.id)/\(type) (scan \(scanId))")
+            case .alreadyEnqueued:
+                Common.emit("queued \(connection.id)/\(type)")
             case .skipped(let open):
                 Common.emit("error: a scan of \(connection.id)/\(type) is still running (scan \(open)); nothing queued", to: 2)
                 return ExitCode.tempFail
@@ -33,8 +35,9 @@ enum TriggerCommand {
         } catch {
             throw .store(error)
         }
-        // A daemon holding the lock sleeps until its next due time: wake it.
-        if let holder = InstanceLock.holder(statePath: registry.statePath), holder != getpid() {
+        // A daemon holding the lock sleeps until its next due time: wake it. (On PostgreSQL the
+        // scan's NOTIFY wakes every daemon.)
+        if case .file = registry.stateLocation, let holder = InstanceLock.holder(statePath: registry.statePath), holder != getpid() {
             _ = kill(holder, SIGUSR1)
         }
         return ExitCode.success

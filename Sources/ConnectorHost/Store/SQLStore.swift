@@ -5,18 +5,20 @@ import Darwin
 #endif
 import Foundation
 
-/// The embedded state: one SQLite file in WAL mode. Every commit survives a crash of the host;
-/// with `durability` `.full` (`synchronous=FULL`) it also survives power loss, at the cost of an
-/// fsync per commit (README, "Durable state and crash recovery").
-public final class SQLiteStore: Store, @unchecked Sendable {
+/// The host's state in SQL: by default one SQLite file in WAL mode, where every commit survives a
+/// crash of the host (and with `durability` `.full`, power loss; README, "Durable state and crash
+/// recovery"); or a PostgreSQL database that several hosts share (README, "Running several hosts").
+/// The SQL is the same for both; `SQLDialect` names where they differ.
+public final class SQLStore: Store, @unchecked Sendable {
     public let appId: String
     public let location: String
-    let db: SQLiteDatabase
+    let db: any SQLDatabase
     private let lock = NSLock()
+    /// Set on PostgreSQL: what a LISTEN connection is opened with.
+    let postgresURL: PostgresURL?
 
-    /// Opens (creating if needed) the state file and brings its schema up to date.
-    public init(path: String, durability: Durability = .normal) throws(StoreError) {
-        location = path
+    /// Opens (creating if needed) the SQLite state file and brings its schema up to date.
+    public convenience init(path: String, durability: Durability = .normal) throws(StoreError) {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
             do {
@@ -30,40 +32,87 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         try db.execute("PRAGMA journal_mode = WAL")
         try db.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try db.execute("PRAGMA foreign_keys = ON")
-        try Self.migrate(db)
+        try self.init(db: db, postgresURL: nil)
+    }
+
+    /// Connects to the PostgreSQL database and brings its schema up to date.
+    public convenience init(postgres url: PostgresURL) throws(StoreError) {
+        try self.init(db: try PostgresDatabase(url: url), postgresURL: url)
+    }
+
+    public static func open(_ location: StateLocation, durability: Durability = .normal) throws(StoreError) -> SQLStore {
+        switch location {
+        case .file(let path): try SQLStore(path: path, durability: durability)
+        case .postgres(let url): try SQLStore(postgres: url)
+        }
+    }
+
+    private init(db: any SQLDatabase, postgresURL: PostgresURL?) throws(StoreError) {
+        location = db.location
+        self.postgresURL = postgresURL
+        if db.dialect == .sqlite { try Self.migrateSQLite(db) } else { try Self.migratePostgres(db) }
         self.db = db
+        // Two hosts creating the state together keep the first id.
         appId = try db.transaction { () throws(StoreError) -> String in
-            if let id = try db.firstRow("SELECT value FROM meta WHERE key = 'app_id'", [], { $0.text(0) }) { return id }
-            let id = DeterministicID.random()
-            try db.run("INSERT INTO meta (key, value) VALUES ('app_id', ?)", .text(id))
-            return id
+            try db.run("INSERT INTO meta (key, value) VALUES ('app_id', ?) ON CONFLICT (key) DO NOTHING", .text(DeterministicID.random()))
+            return try db.firstRow("SELECT value FROM meta WHERE key = 'app_id'", [], { $0.text(0) }) ?? ""
         }
     }
 
     /// The version is read inside the write transaction: two processes opening a new state file
     /// together (a `run` and a `status`, say) must not both apply the same migration.
-    static func migrate(_ db: SQLiteDatabase) throws(StoreError) {
-        let latest = Schema.migrations.count
+    static func migrateSQLite(_ db: any SQLDatabase) throws(StoreError) {
+        let latest = Schema.sqlite.count
         if try db.firstRow("PRAGMA user_version", [], { $0.int(0) }) == latest { return }
         try db.transaction { () throws(StoreError) in
             let current = try db.firstRow("PRAGMA user_version", [], { $0.int(0) }) ?? 0
             if current > latest {
-                throw StoreError(kind: .schema, message: "schema version \(current) is newer than this host understands (\(latest)); upgrade connector-host", path: db.path)
+                throw StoreError(kind: .schema, message: "schema version \(current) is newer than this host understands (\(latest)); upgrade connector-host", path: db.location)
             }
-            for migration in Schema.migrations.dropFirst(current) { try db.execute(migration) }
+            for migration in Schema.sqlite.dropFirst(current) { try db.execute(migration) }
             try db.execute("PRAGMA user_version = \(latest)")
         }
     }
 
+    /// Hosts starting together migrate once: the first takes the advisory lock and migrates, the
+    /// others wait for it and find the schema current. DDL is transactional on PostgreSQL.
+    static func migratePostgres(_ db: any SQLDatabase) throws(StoreError) {
+        let latest = Schema.postgres.count
+        try db.transaction { () throws(StoreError) in
+            try db.lockForTransaction("connector-host:migrate")
+            var current = 0
+            if try db.firstRow("SELECT to_regclass('meta') IS NOT NULL", [], { $0.bool(0) }) == true {
+                current = try db.firstRow("SELECT value FROM meta WHERE key = 'schema_version'", [], { Int($0.text(0)) ?? 0 }) ?? 0
+            }
+            if current > latest {
+                throw StoreError(kind: .schema, message: "schema version \(current) is newer than this host understands (\(latest)); upgrade connector-host", path: db.location)
+            }
+            guard current < latest else { return }
+            for migration in Schema.postgres.dropFirst(current) { try db.execute(migration) }
+            try db.run(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", .text(String(latest)))
+        }
+    }
+
+    /// Other hosts may claim this state's tasks (PostgreSQL): claims are leased, and expired
+    /// leases are taken back.
+    public var isShared: Bool { db.dialect == .postgres }
+
+    /// A LISTEN connection that wakes this host when any host queues work (PostgreSQL only).
+    public func makeWakeups() throws(StoreError) -> StoreWakeups? {
+        guard let postgresURL else { return nil }
+        return try StoreWakeups(url: postgresURL)
+    }
+
     /// Serialises use of the connection: the store is shared by the scheduler and the threads
     /// supervising agents.
-    func locked<T>(_ body: (SQLiteDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
+    func locked<T>(_ body: (any SQLDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body(db)
     }
 
-    func transaction<T>(_ body: (SQLiteDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
+    func transaction<T>(_ body: (any SQLDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
         try locked { (db) throws(StoreError) -> T in try db.transaction { () throws(StoreError) -> T in try body(db) } }
     }
 
@@ -91,6 +140,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func saveConnection(_ c: StoredConnection, deliver: Bool, now: Date) throws(StoreError) -> LifecycleEvent? {
         try transaction { (db) throws(StoreError) -> LifecycleEvent? in
+            try db.lockForTransaction("connection:\(c.id)")
             let existing = try db.firstRow("SELECT \(Self.connectionColumns) FROM connections WHERE id = ?", [.text(c.id)], Self.connection)
             let state: ConnectionState = c.enabled ? .active : .disabled
             let event: LifecycleEvent
@@ -117,6 +167,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func deleteConnection(_ id: String, deliver: Bool, now: Date) throws(StoreError) {
         try transaction { (db) throws(StoreError) in
+            try db.lockForTransaction("connection:\(id)")
             try db.run("UPDATE connections SET deleted_at = ?, updated_at = ? WHERE id = ?", .date(now), .date(now), .text(id))
             try db.run("DELETE FROM schedules WHERE connection_id = ?", .text(id))
             try db.run("DELETE FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed')", .text(id))
@@ -136,7 +187,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         try locked { (db) throws(StoreError) in try Self.insertEvent(db, connectionId: connectionId, kind: kind, detail: detail, deliver: false, now: now) }
     }
 
-    static func insertEvent(_ db: SQLiteDatabase, connectionId: String?, kind: String, detail: String?, deliver: Bool, now: Date) throws(StoreError) {
+    static func insertEvent(_ db: any SQLDatabase, connectionId: String?, kind: String, detail: String?, deliver: Bool, now: Date) throws(StoreError) {
         try db.run(
             "INSERT INTO events (at, connection_id, kind, detail, delivery) VALUES (?, ?, ?, ?, ?)", .date(now), .optional(connectionId), .text(kind),
             .optional(detail), deliver ? .text("pending") : .null)
@@ -177,6 +228,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func saveSchedules(connectionId: String, _ desired: [StoredSchedule], now: Date) throws(StoreError) {
         try transaction { (db) throws(StoreError) in
+            try db.lockForTransaction("connection:\(connectionId)")
             let existing = try db.rows("SELECT task_type, spec, root_task_id FROM schedules WHERE connection_id = ?", [.text(connectionId)]) { ($0.text(0), $0.text(1), $0.text(2)) }
             for schedule in desired {
                 if let old = existing.first(where: { $0.0 == schedule.taskType }) {
@@ -202,10 +254,14 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date
     ) throws(StoreError) -> ScanOpening {
         try transaction { (db) throws(StoreError) -> ScanOpening in
+            try db.lockForTransaction("scan:\(connectionId)/\(taskType)")
             if let dueAt {
+                // Only if the tick is still pending: hosts sharing the state all see it due, and
+                // the first to move the schedule on enqueues it.
                 try db.run(
-                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ?", .date(dueAt), .date(nextDue), .text(connectionId),
-                    .text(taskType))
+                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt), .date(nextDue),
+                    .text(connectionId), .text(taskType), .date(dueAt))
+                if db.changes == 0 { return .alreadyEnqueued }
             }
             if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
                 let record = TaskRecord(
@@ -225,9 +281,10 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 VALUES (?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
                     next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
-                    agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
+                    agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
                     interruptions = 0, updated_at = excluded.updated_at
                 """, .text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now))
+            try db.notifyWork()
             return .opened(scanId: scanId)
         }
     }

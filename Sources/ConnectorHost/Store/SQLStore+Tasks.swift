@@ -1,9 +1,9 @@
 import Foundation
 
-extension SQLiteStore {
+extension SQLStore {
     static let taskColumns = """
         id, connection_id, task_type, scan_id, parent_task_id, depth, metadata, checkpoint, state, trigger, attempt, next_run_at,
-        rate_limited_seconds, execution_id, host_pid, host_start, agent_pid, agent_pgid, agent_start
+        rate_limited_seconds, execution_id, host_pid, host_start, agent_pid, agent_pgid, agent_start, host_id, host_machine, lease_expires_at
         """
     /// The same columns named `tasks.x`, for queries that join another table having some of the names.
     static let qualifiedTaskColumns = taskColumns.split(separator: ",").map { "tasks." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
@@ -15,7 +15,9 @@ extension SQLiteStore {
             if let pid = r.optionalInt(16) {
                 agent = SpawnedProcess(pid: Int32(pid), processGroup: Int32(r.optionalInt(17) ?? pid), startTicks: UInt64(r.optionalInt(18) ?? 0))
             }
-            owner = TaskOwner(hostPid: Int32(hostPid), hostStartTicks: UInt64(r.optionalInt(15) ?? 0), agent: agent)
+            owner = TaskOwner(
+                hostPid: Int32(hostPid), hostStartTicks: UInt64(r.optionalInt(15) ?? 0), agent: agent, hostId: r.optionalText(19), machine: r.optionalText(20),
+                leaseExpiresAt: r.optionalDate(21))
         }
         return StoredTask(
             id: r.text(0), connectionId: r.text(1), taskType: r.text(2), scanId: r.text(3), parentTaskId: r.optionalText(4), depth: r.int(5),
@@ -37,22 +39,55 @@ extension SQLiteStore {
         }
     }
 
-    public func claim(taskId: String, executionId: String, owner: TaskOwner, now: Date) throws(StoreError) -> StoredTask? {
+    public func claim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
         try transaction { (db) throws(StoreError) -> StoredTask? in
+            var id = taskId
+            if db.dialect == .postgres {
+                guard let free = try Self.claimable(db, taskId: taskId, options: options, now: now) else { return nil }
+                id = free
+            }
             try db.run(
                 """
                 UPDATE tasks SET state = 'running', execution_id = ?, host_pid = ?, host_start = ?, agent_pid = NULL, agent_pgid = NULL,
-                    agent_start = NULL, started_at = ?, updated_at = ?
+                    agent_start = NULL, host_id = ?, host_machine = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
                 WHERE id = ? AND state IN ('queued', 'snoozed')
-                """, .text(executionId), .int(Int(owner.hostPid)), .int(Int(owner.hostStartTicks)), .date(now), .date(now), .text(taskId))
+                """, .text(executionId), .int(Int(owner.hostPid)), .int(Int(owner.hostStartTicks)), .optional(owner.hostId), .optional(owner.machine),
+                .date(now.addingTimeInterval(options.leaseSeconds)), .date(now), .date(now), .text(id))
             guard db.changes == 1 else { return nil }
-            guard var task = try db.firstRow("SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", [.text(taskId)], Self.task) else { return nil }
+            guard var task = try db.firstRow("SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", [.text(id)], Self.task) else { return nil }
             if task.parentTaskId == nil {
                 task.checkpoint = try db.firstRow(
                     "SELECT metadata FROM checkpoints WHERE connection_id = ? AND task_type = ?", [.text(task.connectionId), .text(task.taskType)]) { $0.json(0) } ?? nil
             }
             return task
         }
+    }
+
+    /// On a shared state: the task to claim, locked for this transaction, within the limits that
+    /// hold across hosts. The limit counts are serialised per connection and handler by advisory
+    /// locks, so two hosts cannot both see room for one more; the row is taken with SKIP LOCKED,
+    /// so a host never waits for another's claim, it moves on.
+    static func claimable(_ db: any SQLDatabase, taskId: String, options: ClaimOptions, now: Date) throws(StoreError) -> String? {
+        if let limit = options.connectionLimit, let connection = options.orNextOf {
+            try db.lockForTransaction("claim:connection:\(connection)")
+            let running = try db.firstRow("SELECT COUNT(*) FROM tasks WHERE connection_id = ? AND state = 'running'", [.text(connection)]) { $0.int(0) } ?? 0
+            if running >= limit { return nil }
+        }
+        if let limit = options.handlerLimit, let handler = options.handler {
+            try db.lockForTransaction("claim:handler:\(handler)")
+            let running = try db.firstRow(
+                "SELECT COUNT(*) FROM tasks t JOIN connections c ON c.id = t.connection_id WHERE c.handler = ? AND t.state = 'running'", [.text(handler)]) { $0.int(0) } ?? 0
+            if running >= limit { return nil }
+        }
+        if let id = try db.firstRow("SELECT id FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed') FOR UPDATE SKIP LOCKED", [.text(taskId)], { $0.text(0) }) {
+            return id
+        }
+        guard let connection = options.orNextOf else { return nil }
+        return try db.firstRow(
+            """
+            SELECT id FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed') AND next_run_at <= ?
+            ORDER BY next_run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED
+            """, [.text(connection), .date(now)]) { $0.text(0) }
     }
 
     public func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError) {
@@ -63,13 +98,23 @@ extension SQLiteStore {
         }
     }
 
-    static let clearOwner = "execution_id = NULL, host_pid = NULL, host_start = NULL, agent_pid = NULL, agent_pgid = NULL, agent_start = NULL"
+    static let clearOwner =
+        "execution_id = NULL, host_pid = NULL, host_start = NULL, agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL"
 
     public func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
         try transaction { (db) throws(StoreError) -> CompletionResult in
             let record = completion.record
+            // Hosts finishing a scan's last tasks together must not each see the other's task
+            // still open (and the scan never close).
+            try db.lockForTransaction("scan:\(record.scanId)")
             var result = CompletionResult()
             try Self.insertExecution(db, record, stats: completion.stats)
+            if db.dialect == .postgres {
+                // The lease ran out and another host took the task back: keep this execution's
+                // history, but the task is no longer this execution's to move on.
+                let holder = try db.firstRow("SELECT execution_id FROM tasks WHERE id = ?", [.text(record.taskId)]) { $0.optionalText(0) } ?? nil
+                if holder != record.taskExecutionId { return result }
+            }
             let id = SQLValue.text(record.taskId)
             switch completion.transition {
             case .succeeded:
@@ -84,9 +129,9 @@ extension SQLiteStore {
                 for child in completion.children {
                     try db.run(
                         """
-                        INSERT OR IGNORE INTO tasks (id, connection_id, task_type, scan_id, parent_task_id, depth, child_key, metadata, state, trigger,
+                        INSERT INTO tasks (id, connection_id, task_type, scan_id, parent_task_id, depth, child_key, metadata, state, trigger,
                             attempt, next_run_at, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'child', 1, ?, ?, ?)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'child', 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING
                         """, .text(child.id), .text(record.connectionId), .text(child.taskType), .text(record.scanId), id, .int(depth + 1), .text(child.key),
                         .json(child.metadata), .date(now), .date(now), .date(now))
                     if db.changes == 1 {
@@ -125,20 +170,22 @@ extension SQLiteStore {
                 try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
             }
             result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
+            // New work, or room under a limit: wake idle hosts.
+            try db.notifyWork()
             return result
         }
     }
 
     /// Ends the scan once every task in it is terminal. Its root checkpoint commits only when
     /// every task succeeded, so a failed scan is covered again by the next one.
-    static func closeScanIfDone(_ db: SQLiteDatabase, scanId: String, now: Date) throws(StoreError) -> ScanSummary? {
+    static func closeScanIfDone(_ db: any SQLDatabase, scanId: String, now: Date) throws(StoreError) -> ScanSummary? {
         // One index probe per open state, not a count of the whole scan: a 10,000-child scan asks
         // this after every child.
         let open = try db.firstRow(
             "SELECT 1 FROM tasks WHERE scan_id = ? AND state IN ('queued', 'running', 'snoozed') LIMIT 1", [.text(scanId)]) { $0.int(0) } != nil
         guard !open, let scan = try db.firstRow("SELECT \(scanColumns) FROM scans WHERE id = ? AND status = 'running'", [.text(scanId)], Self.scan) else { return nil }
         let counts = try db.firstRow(
-            "SELECT COUNT(*), COALESCE(SUM(state = 'succeeded'), 0), COALESCE(SUM(state = 'failed'), 0) FROM tasks WHERE scan_id = ?", [.text(scanId)]
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) FROM tasks WHERE scan_id = ?", [.text(scanId)]
         ) { ($0.int(0), $0.int(1), $0.int(2)) } ?? (0, 0, 0)
         let skipped = try db.firstRow(
             "SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'skipped' AND task_id <> ?", [.text(scanId), .text(scan.rootTaskId)]) { $0.int(0) } ?? 0
@@ -175,6 +222,7 @@ extension SQLiteStore {
                 .date(now), .text(note), .date(now), .text(taskId))
             let connection = try db.firstRow("SELECT connection_id FROM tasks WHERE id = ?", [.text(taskId)]) { $0.text(0) }
             try Self.insertEvent(db, connectionId: connection, kind: "TASK_RECOVERED", detail: "\(taskId): \(note)", deliver: false, now: now)
+            try db.notifyWork()
         }
     }
 

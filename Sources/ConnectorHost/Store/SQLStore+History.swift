@@ -1,6 +1,6 @@
 import Foundation
 
-extension SQLiteStore {
+extension SQLStore {
     static let executionColumns = """
         id, task_id, scan_id, parent_task_id, connection_id, handler, task_type, trigger, status, failure_reason, exit_code, signal, timed_out,
         started_at, duration_ms, attempt, result, error, stderr_tail
@@ -15,7 +15,7 @@ extension SQLiteStore {
             stderrTail: r.text(18))
     }
 
-    static func insertExecution(_ db: SQLiteDatabase, _ record: TaskRecord, stats: AgentReport.Stats?) throws(StoreError) {
+    static func insertExecution(_ db: any SQLDatabase, _ record: TaskRecord, stats: AgentReport.Stats?) throws(StoreError) {
         try db.run(
             """
             INSERT INTO executions (id, task_id, scan_id, parent_task_id, connection_id, handler, task_type, trigger, status, failure_reason, exit_code,
@@ -30,7 +30,7 @@ extension SQLiteStore {
 
     /// Counters live in the store, not in memory: each `run` is a new process, and a counter must
     /// not restart at zero every pass or shrink when history is pruned.
-    static func countExecution(_ db: SQLiteDatabase, _ record: TaskRecord, records: Int?) throws(StoreError) {
+    static func countExecution(_ db: any SQLDatabase, _ record: TaskRecord, records: Int?) throws(StoreError) {
         let series = MetricLabels.format(["connection": record.connectionId, "type": record.type])
         let outcome = MetricLabels.format([
             "connection": record.connectionId, "type": record.type, "status": record.status.rawValue, "reason": record.failureReason?.rawValue ?? "",
@@ -48,12 +48,12 @@ extension SQLiteStore {
         if record.status == .success {
             let end = record.startedAt.timeIntervalSince1970 + seconds
             try db.run(
-                "INSERT INTO metric_counters (name, labels, value) VALUES ('connector_host_last_success_timestamp_seconds', ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = MAX(value, excluded.value)",
+                "INSERT INTO metric_counters (name, labels, value) VALUES ('connector_host_last_success_timestamp_seconds', ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = \(db.dialect.greatest("metric_counters.value", "excluded.value"))",
                 .text(series), .real(end))
         }
     }
 
-    static func add(_ db: SQLiteDatabase, _ name: String, _ labels: String, _ amount: Double) throws(StoreError) {
+    static func add(_ db: any SQLDatabase, _ name: String, _ labels: String, _ amount: Double) throws(StoreError) {
         try db.run(
             "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value",
             .text(name), .text(labels), .real(amount))
@@ -79,13 +79,13 @@ extension SQLiteStore {
 
     public func executions(scanId: String) throws(StoreError) -> [TaskRecord] {
         try locked { (db) throws(StoreError) in
-            try db.rows("SELECT \(Self.executionColumns) FROM executions WHERE scan_id = ? ORDER BY started_at, rowid", [.text(scanId)], Self.execution)
+            try db.rows("SELECT \(Self.executionColumns) FROM executions WHERE scan_id = ? ORDER BY started_at, \(db.dialect.insertionOrder)", [.text(scanId)], Self.execution)
         }
     }
 
     public func recentExecutions(limit: Int) throws(StoreError) -> [TaskRecord] {
         try locked { (db) throws(StoreError) in
-            try db.rows("SELECT \(Self.executionColumns) FROM executions ORDER BY started_at DESC, rowid DESC LIMIT ?", [.int(limit)], Self.execution)
+            try db.rows("SELECT \(Self.executionColumns) FROM executions ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT ?", [.int(limit)], Self.execution)
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What operators read: filtered history, scan trees, baselines for alerts, retention, metrics.
-extension SQLiteStore {
+extension SQLStore {
     public func executions(_ filter: ExecutionFilter) throws(StoreError) -> [TaskRecord] {
         try locked { (db) throws(StoreError) in
             var conditions: [String] = []
@@ -16,7 +16,7 @@ extension SQLiteStore {
                 if let status = filter.status { where_.append("status = ?"); values.append(.text(status.rawValue)) }
                 let clause = where_.isEmpty ? "" : "WHERE " + where_.joined(separator: " AND ")
                 records = try db.rows(
-                    "SELECT \(Self.executionColumns), records FROM executions \(clause) ORDER BY started_at DESC, rowid DESC LIMIT ?", values + [.int(filter.limit)]
+                    "SELECT \(Self.executionColumns), records FROM executions \(clause) ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT ?", values + [.int(filter.limit)]
                 ) { r in
                     var record = Self.execution(r)
                     record.records = r.optionalInt(19)
@@ -32,7 +32,7 @@ extension SQLiteStore {
     }
 
     /// Tasks being executed now, shaped as records with status `running`.
-    static func runningRecords(_ db: SQLiteDatabase, conditions: [String], bindings: [SQLValue], limit: Int) throws(StoreError) -> [TaskRecord] {
+    static func runningRecords(_ db: any SQLDatabase, conditions: [String], bindings: [SQLValue], limit: Int) throws(StoreError) -> [TaskRecord] {
         let clause = (["state = 'running'"] + conditions.map { $0.replacingOccurrences(of: "started_at", with: "tasks.started_at") }).joined(separator: " AND ")
         let now = Date()
         return try db.rows(
@@ -91,6 +91,7 @@ extension SQLiteStore {
     public func raiseAlert(rule: AlertRule, connectionId: String, taskType: String, message: String, scanId: String?, now: Date) throws(StoreError) -> Bool {
         let key = Alert.key(rule: rule, connectionId: connectionId, taskType: taskType)
         return try transaction { (db) throws(StoreError) -> Bool in
+            try db.lockForTransaction("alert:\(key)")
             try db.run("UPDATE alerts SET message = ?, scan_id = ?, updated_at = ? WHERE key = ? AND resolved_at IS NULL", .text(message), .optional(scanId), .date(now), .text(key))
             if db.changes > 0 { return false }
             try db.run(
@@ -174,6 +175,7 @@ extension SQLiteStore {
         try transaction { (db) throws(StoreError) -> PruneResult in
             var result = PruneResult()
             let cutoff = SQLValue.date(before)
+            let order = db.dialect.insertionOrder
             // Child tasks of old, closed scans go with their scan; root tasks are per schedule and stay.
             try db.run(
                 """
@@ -185,7 +187,7 @@ extension SQLiteStore {
                 """
                 DELETE FROM executions WHERE started_at < ?
                     AND (task_id NOT IN (SELECT id FROM tasks)
-                         OR rowid <> (SELECT e.rowid FROM executions e WHERE e.task_id = executions.task_id ORDER BY e.started_at DESC, e.rowid DESC LIMIT 1))
+                         OR \(order) <> (SELECT e.\(order) FROM executions e WHERE e.task_id = executions.task_id ORDER BY e.started_at DESC, e.\(order) DESC LIMIT 1))
                 """, cutoff)
             result.executions = db.changes
             try db.run(
@@ -196,6 +198,7 @@ extension SQLiteStore {
             result.alerts = db.changes
             try db.run("DELETE FROM events WHERE at < ? AND (delivery IS NULL OR delivery <> 'pending')", cutoff)
             result.events = db.changes
+            try db.run("DELETE FROM hosts WHERE heartbeat_at < ? AND id NOT IN (SELECT host_id FROM tasks WHERE state = 'running' AND host_id IS NOT NULL)", cutoff)
             return result
         }
     }

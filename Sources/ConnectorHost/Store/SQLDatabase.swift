@@ -1,0 +1,127 @@
+import CPostgreSQL
+import CSQLite
+import Foundation
+
+/// The two SQL engines the store runs on. The store's SQL is written once, in the subset both
+/// understand (`?` placeholders, `ON CONFLICT`, `CASE`); these name the few places they differ.
+enum SQLDialect: Sendable {
+    case sqlite, postgres
+
+    /// A column that orders rows by insertion (SQLite's implicit rowid; a sequence on PostgreSQL).
+    var insertionOrder: String { self == .sqlite ? "rowid" : "seq" }
+    /// The larger of two values (SQLite's two-argument MAX).
+    func greatest(_ a: String, _ b: String) -> String { self == .sqlite ? "MAX(\(a), \(b))" : "GREATEST(\(a), \(b))" }
+}
+
+/// One connection to the state database, used by one thread at a time (the store holds a lock).
+protocol SQLDatabase: AnyObject {
+    /// The file path or (password-masked) URL, for messages.
+    var location: String { get }
+    var dialect: SQLDialect { get }
+    /// Runs one or more statements without parameters or results (schema).
+    func execute(_ sql: String) throws(StoreError)
+    /// Runs `sql` with `bindings` (`?` placeholders), calling `row` for each result row.
+    func query(_ sql: String, _ bindings: [SQLValue], row: (Row) throws(StoreError) -> Void) throws(StoreError)
+    /// Rows changed by the last statement.
+    var changes: Int { get }
+    /// Runs `body` in one transaction that takes the write lock up front where the engine has one.
+    func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T
+}
+
+extension SQLDatabase {
+    func run(_ sql: String, _ bindings: SQLValue...) throws(StoreError) { try query(sql, bindings) { _ in } }
+
+    func rows<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> [T] {
+        var result: [T] = []
+        try query(sql, bindings) { r in result.append(map(r)) }
+        return result
+    }
+
+    func firstRow<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> T? {
+        try rows(sql, bindings, map).first
+    }
+
+    /// Serialises writers of one key across hosts until the transaction ends. SQLite needs none:
+    /// `BEGIN IMMEDIATE` already admits one writer at a time.
+    func lockForTransaction(_ key: String) throws(StoreError) {
+        guard dialect == .postgres else { return }
+        try run("SELECT pg_advisory_xact_lock(hashtext(?))", .text(key))
+    }
+
+    /// Wakes hosts sleeping on LISTEN when the transaction commits (new or re-queued work).
+    func notifyWork() throws(StoreError) {
+        guard dialect == .postgres else { return }
+        try run("SELECT pg_notify('\(PostgresDatabase.workChannel)', '')")
+    }
+}
+
+enum SQLValue: Sendable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+
+    static func int(_ v: Int) -> SQLValue { .integer(Int64(v)) }
+    static func optional(_ s: String?) -> SQLValue { s.map(SQLValue.text) ?? .null }
+    static func optional(_ i: Int?) -> SQLValue { i.map { .integer(Int64($0)) } ?? .null }
+    static func optional(_ d: Double?) -> SQLValue { d.map(SQLValue.real) ?? .null }
+    static func json(_ v: JSONValue?) -> SQLValue { v.map { .text($0.serialized()) } ?? .null }
+    static func date(_ d: Date) -> SQLValue { .real(d.timeIntervalSince1970) }
+    static func date(_ d: Date?) -> SQLValue { d.map { .real($0.timeIntervalSince1970) } ?? .null }
+    static func bool(_ b: Bool) -> SQLValue { .integer(b ? 1 : 0) }
+}
+
+/// One result row, read in place (SQLite's statement, or a row of a libpq result).
+struct Row {
+    enum Source {
+        case sqlite(OpaquePointer)
+        case postgres(OpaquePointer, row: Int32)
+    }
+
+    let source: Source
+    init(_ source: Source) { self.source = source }
+
+    func isNull(_ i: Int32) -> Bool {
+        switch source {
+        case .sqlite(let s): sqlite3_column_type(s, i) == SQLITE_NULL
+        case .postgres(let r, let row): PQgetisnull(r, row, i) == 1
+        }
+    }
+
+    func text(_ i: Int32) -> String {
+        switch source {
+        case .sqlite(let s): sqlite3_column_text(s, i).map { String(cString: $0) } ?? ""
+        case .postgres(let r, let row): PQgetvalue(r, row, i).map { String(cString: $0) } ?? ""
+        }
+    }
+
+    func int(_ i: Int32) -> Int {
+        switch source {
+        case .sqlite(let s): return Int(sqlite3_column_int64(s, i))
+        case .postgres:
+            // SUM() of integers is numeric on PostgreSQL, printed without a fraction.
+            let t = text(i)
+            return Int(t) ?? Double(t).map { Int($0) } ?? 0
+        }
+    }
+
+    func double(_ i: Int32) -> Double {
+        switch source {
+        case .sqlite(let s): sqlite3_column_double(s, i)
+        case .postgres: Double(text(i)) ?? 0
+        }
+    }
+
+    func bool(_ i: Int32) -> Bool {
+        switch source {
+        case .sqlite(let s): sqlite3_column_int64(s, i) != 0
+        case .postgres: ["1", "t", "true"].contains(text(i))
+        }
+    }
+
+    func optionalInt(_ i: Int32) -> Int? { isNull(i) ? nil : int(i) }
+    func optionalText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
+    func date(_ i: Int32) -> Date { Date(timeIntervalSince1970: double(i)) }
+    func optionalDate(_ i: Int32) -> Date? { isNull(i) ? nil : date(i) }
+    func json(_ i: Int32) -> JSONValue? { optionalText(i).flatMap { try? JSONParser.parse($0) } }
+}
