@@ -55,7 +55,7 @@ extension SQLStore {
 
     static func add(_ db: any SQLDatabase, _ name: String, _ labels: String, _ amount: Double) throws(StoreError) {
         try db.run(
-            "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value",
+            "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = metric_counters.value + excluded.value",
             .text(name), .text(labels), .real(amount))
     }
 

@@ -29,7 +29,17 @@ public final class SQLStore: Store, @unchecked Sendable {
         }
         let db = try SQLiteDatabase(path: path)
         try db.execute("PRAGMA busy_timeout = 10000")
-        try db.execute("PRAGMA journal_mode = WAL")
+        // Switching a new file to WAL needs it alone, and SQLite does not wait for that through
+        // busy_timeout: hosts opening a fresh state together retry here instead.
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            do throws(StoreError) {
+                try db.execute("PRAGMA journal_mode = WAL")
+                break
+            } catch where error.kind == .busy && Date() < deadline {
+                usleep(20_000)
+            }
+        }
         try db.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try db.execute("PRAGMA foreign_keys = ON")
         try self.init(db: db, postgresURL: nil)

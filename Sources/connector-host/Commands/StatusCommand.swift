@@ -5,7 +5,11 @@ enum StatusCommand {
     static let spec = CommandSpec(
         name: "status", abstract: "Show each connection's health and the host's state: last scan, next run, success rate, p95 duration, alerts.",
         options: [Common.json, Common.config, Common.state],
-        discussion: "Success rate and p95 duration cover the last 24 hours of executions. Connections are shown as the last `run` or `daemon` saw them.")
+        discussion: """
+            Success rate and p95 duration cover the last 24 hours of executions. Connections are shown as the last `run` or `daemon` saw them.
+            On a PostgreSQL state, HOSTS lists the hosts seen in the last 24 hours: each one's heartbeat, running tasks and the
+            earliest expiry of its leases; a host whose heartbeat is older than its lease is shown as gone.
+            """)
 
     struct ConnectionStatus {
         var id: String
@@ -26,6 +30,7 @@ enum StatusCommand {
         let queue: Int
         let running: Int
         let alerts: [Alert]
+        let hosts: [HostRecord]
         do {
             alerts = try store.alerts(includeResolved: false, limit: 100_000)
             let schedules = try store.schedules()
@@ -43,15 +48,20 @@ enum StatusCommand {
             }
             queue = try store.queueDepth()
             running = try store.runningCount()
+            hosts = try store.hosts(since: since)
         } catch {
             throw .store(error)
         }
-        let holder = InstanceLock.holder(statePath: registry.statePath)
-        let size = ["", "-wal"].compactMap { try? FileManager.default.attributesOfItem(atPath: registry.statePath + $0)[.size] as? Int }.reduce(0, +)
+        let now = Date()
+        let shared = store.isShared
+        let holder = shared ? nil : InstanceLock.holder(statePath: registry.statePath)
+        let size = shared ? 0 : ["", "-wal"].compactMap { try? FileManager.default.attributesOfItem(atPath: registry.statePath + $0)[.size] as? Int }.reduce(0, +)
         if args.flag("json") {
             var host = JSONObject()
-            host["stateFile"] = .string(registry.statePath)
+            host["stateFile"] = .string(registry.stateDescription)
             host["stateBytes"] = .int(size)
+            host["shared"] = .bool(shared)
+            host["hosts"] = .array(hosts.map { json($0, leaseSeconds: registry.leaseSeconds, now: now) })
             host["lockHolderPid"] = holder.map { .int(Int($0)) } ?? .null
             host["queueDepth"] = .int(queue)
             host["running"] = .int(running)
@@ -70,10 +80,45 @@ enum StatusCommand {
                 String(r.openAlerts),
             ])
         }
+        guard shared else {
+            Common.emit(
+                table.rendered + "\n\nstate \(registry.statePath) (\(size / 1024) KiB); " + (holder.map { "locked by pid \($0)" } ?? "not locked")
+                    + "; \(queue) queued, \(running) running; \(alerts.count) open alert(s)")
+            return ExitCode.success
+        }
+        var hostTable = Table(headers: ["HOST", "COMMAND", "STATE", "HEARTBEAT", "RUNNING", "LEASES UNTIL"])
+        for h in hosts {
+            hostTable.rows.append([
+                h.id, h.command, hostState(h, leaseSeconds: registry.leaseSeconds, now: now), Timestamp.short(h.heartbeatAt), String(h.runningTasks),
+                h.leaseExpiresAt.map(Timestamp.short) ?? "",
+            ])
+        }
+        let live = hosts.filter { hostState($0, leaseSeconds: registry.leaseSeconds, now: now) == "up" }.count
         Common.emit(
-            table.rendered + "\n\nstate \(registry.statePath) (\(size / 1024) KiB); " + (holder.map { "locked by pid \($0)" } ?? "not locked")
-                + "; \(queue) queued, \(running) running; \(alerts.count) open alert(s)")
+            table.rendered + "\n\n" + (hosts.isEmpty ? "no hosts seen in the last 24 hours" : hostTable.rendered) + "\n\nstate \(registry.stateDescription) (shared); "
+                + "\(live) host(s) up; \(queue) queued, \(running) running; \(alerts.count) open alert(s)")
         return ExitCode.success
+    }
+
+    /// up, stopped (it said so on its way out), or gone (no heartbeat within its lease: it died,
+    /// and its tasks are taken back by the others).
+    static func hostState(_ h: HostRecord, leaseSeconds: Double, now: Date) -> String {
+        if h.stoppedAt != nil { return "stopped" }
+        return now.timeIntervalSince(h.heartbeatAt) > leaseSeconds ? "gone" : "up"
+    }
+
+    static func json(_ h: HostRecord, leaseSeconds: Double, now: Date) -> JSONValue {
+        var o = JSONObject()
+        o["id"] = .string(h.id)
+        o["machine"] = .string(h.machine)
+        o["pid"] = .int(h.pid)
+        o["command"] = .string(h.command)
+        o["state"] = .string(hostState(h, leaseSeconds: leaseSeconds, now: now))
+        o["startedAt"] = .string(Timestamp.iso8601(h.startedAt))
+        o["heartbeatAt"] = .string(Timestamp.iso8601(h.heartbeatAt))
+        o["runningTasks"] = .int(h.runningTasks)
+        o["leaseExpiresAt"] = h.leaseExpiresAt.map { .string(Timestamp.iso8601($0)) } ?? .null
+        return .object(o)
     }
 
     static func percentile95(_ values: [Int]) -> Int {

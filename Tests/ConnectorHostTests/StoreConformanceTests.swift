@@ -1,0 +1,224 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import ConnectorHost
+
+extension HostProcessTests {
+/// The `Store` contract, run on both backends: the embedded SQLite file and a real PostgreSQL
+/// (a throwaway server this test process starts). What differs is only what sharing adds: leases
+/// taken back, limits across hosts, stale completions ignored. Nested in the serialized suite:
+/// the calls block, and the server's start-up blocks every test waiting for it.
+@Suite struct StoreConformanceTests {
+    let directory = TemporaryDirectory()
+    static let type = "entity_ingestion_incremental"
+
+    func fresh(_ backend: Backend) throws -> (SQLStore, String) {
+        let state = try backend.freshState(in: directory)
+        return (try backend.open(state), state)
+    }
+
+    /// A connection `id` with an hourly schedule whose tick is due now.
+    func seed(_ store: SQLStore, _ id: String = "c", now: Date) throws -> String {
+        let connection = StoredConnection(
+            id: id, handler: "h", environment: "default", configHash: "hash-\(id)", configJSON: "{\"handler\":\"h\"}", enabled: true, state: .active, stateReason: nil,
+            deletedAt: nil)
+        _ = try store.saveConnection(connection, deliver: false, now: now)
+        let root = DeterministicID.rootTaskId(appId: store.appId, connectionId: id, taskType: Self.type)
+        try store.saveSchedules(connectionId: id, [StoredSchedule(connectionId: id, taskType: Self.type, rootTaskId: root, spec: "every 1h", nextDueAt: now, lastDueAt: nil)], now: now)
+        return root
+    }
+
+    func record(_ task: StoredTask, executionId: String, status: TaskRecord.Status = .success, reason: FailureReason? = nil, now: Date) -> TaskRecord {
+        TaskRecord(
+            taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: task.connectionId, handler: "h",
+            type: task.taskType, trigger: task.trigger, status: status, failureReason: reason, exitCode: status == .success ? 0 : 1, signal: nil, timedOut: false,
+            startedAt: now, durationMs: 25, attempt: task.attempt, result: nil, error: status == .success ? nil : "failed", stderrTail: "")
+    }
+
+    func owner(_ name: String) -> TaskOwner {
+        TaskOwner(hostPid: getpid(), hostStartTicks: HostIdentity.current.startTicks, hostId: "test/\(name)", machine: HostIdentity.current.machine)
+    }
+
+    /// Claims the task and completes it with `transition`.
+    @discardableResult
+    func run(
+        _ store: SQLStore, _ taskId: String, _ transition: TaskTransition = .succeeded, children: [NewChild] = [], checkpoint: JSONValue? = nil, now: Date
+    ) throws -> CompletionResult {
+        let executionId = DeterministicID.random()
+        let task = try #require(try store.claim(taskId: taskId, executionId: executionId, owner: owner("a"), now: now))
+        var status = TaskRecord.Status.success
+        var reason: FailureReason?
+        if case .failed(let r, _) = transition { (status, reason) = (.failure, r) }
+        var completion = TaskCompletion(record: record(task, executionId: executionId, status: status, reason: reason, now: now), transition: transition)
+        completion.children = children
+        completion.checkpoint = checkpoint
+        return try store.complete(completion, now: now)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func hostsOpeningAFreshStateTogetherMigrateOnceAndShareOneAppId(_ backend: Backend) throws {
+        let state = try backend.freshState(in: directory)
+        let ids = Mutex<[String]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do {
+                let id = try backend.open(state).appId
+                ids.withLock { $0.append(id) }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(Set(ids.withLock { $0 }).count == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func eachTickIsEnqueuedOnceAndScansNeverOverlap(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let root = try seed(store, now: now)
+        let next = now.addingTimeInterval(3600)
+        let first = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .schedule, dueAt: now, nextDue: next, now: now)
+        guard case .opened = first else { Issue.record("expected a scan, got \(first)"); return }
+        // A second host saw the same tick due: it must not enqueue it again, nor record a skip.
+        #expect(try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .schedule, dueAt: now, nextDue: next, now: now) == .alreadyEnqueued)
+        // A manual trigger while the scan is open is a skipped tick.
+        let manual = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        guard case .skipped = manual else { Issue.record("expected a skip, got \(manual)"); return }
+        #expect(try store.queueDepth() == 1)
+        #expect(try store.schedules().first?.nextDueAt.map { abs($0.timeIntervalSince(next)) < 0.001 } == true)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func checkpointCommitsOnlyWhenTheWholeScanSucceeded(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let root = try seed(store, now: now)
+        for round in 1...2 {
+            _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+            let children = ["a", "b"].map { NewChild(id: "child-\(round)-\($0)", key: $0, taskType: Self.type, metadata: ["key": .string($0)]) }
+            let rootResult = try run(store, root, children: children, checkpoint: ["round": .int(round)], now: now)
+            #expect(rootResult.childrenAdded == 2)
+            #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == nil, "staged, not committed, while children run (and round 1 failed)")
+            let ready = try store.readyTasks(now: now, perConnection: 10)
+            #expect(Set(ready.map(\.id)) == Set(children.map(\.id)))
+            try run(store, children[0].id, now: now)
+            // Round 1: a child fails, so the scan fails and the checkpoint stays as it was.
+            let last = try run(store, children[1].id, round == 1 ? .failed(.nonRetryableError, "no") : .succeeded, now: now)
+            let closed = try #require(last.closedScan)
+            #expect(closed.status == (round == 1 ? .failure : .success))
+            #expect(closed.tasks == 3)
+            #expect(closed.checkpointCommitted == (round == 2))
+            #expect(try store.failedTaskReasons(scanId: closed.id) == (round == 1 ? [.nonRetryableError: 1] : [:]))
+        }
+        #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == ["round": 2])
+        #expect(try store.resetCheckpoint(connectionId: "c", taskType: Self.type))
+        #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func retriesSnoozesAndDuplicateChildren(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let root = try seed(store, now: now)
+        _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        try run(store, root, .retry(at: now.addingTimeInterval(5), attempt: 2), now: now)
+        #expect(try store.readyTasks(now: now, perConnection: 10).isEmpty)
+        #expect(try store.nextTaskTime(after: now).map { abs($0.timeIntervalSince(now) - 5) < 0.001 } == true)
+        #expect(try store.task(id: root)?.attempt == 2)
+        let later = now.addingTimeInterval(6)
+        try run(store, root, .snooze(until: later.addingTimeInterval(10), addingRateLimitedSeconds: 10), now: later)
+        #expect(try store.task(id: root)?.state == .snoozed)
+        #expect(try store.task(id: root)?.rateLimitedSeconds == 10)
+        let end = later.addingTimeInterval(11)
+        let child = NewChild(id: "only-child", key: "k", taskType: Self.type, metadata: nil)
+        #expect(try run(store, root, children: [child, child], now: end).childrenAdded == 1, "one row per deterministic id")
+        try run(store, child.id, now: end)
+        let scanId = try #require(try store.task(id: root)).scanId
+        let executions = try store.executions(scanId: scanId)
+        #expect(executions.map(\.taskId) == [root, root, root, child.id], "in the order they ran")
+        #expect(try store.recentExecutions(limit: 1).first?.taskId == child.id)
+        #expect(try store.metricSamples().contains { $0.name == "connector_host_task_executions_total" && $0.value >= 1 })
+    }
+
+    @Test(arguments: Backend.allCases)
+    func leasesAreRenewedAndExpiredOnesTakenBack(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let root = try seed(store, now: now)
+        _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        let host = HostIdentity(id: "test/a", machine: "elsewhere", pid: 1, startTicks: 1)
+        try store.registerHost(host, command: "daemon", now: now)
+        let executionId = DeterministicID.random()
+        let task = try #require(try store.claim(taskId: root, executionId: executionId, owner: owner("a"), options: ClaimOptions(leaseSeconds: 10), now: now))
+        #expect(task.owner?.hostId == "test/a")
+        #expect(try store.expiredLeases(now: now.addingTimeInterval(5)).isEmpty)
+        #expect(try store.expiredLeases(now: now.addingTimeInterval(11)).map(\.id) == [root])
+        try store.renewLeases(hostId: "test/a", until: now.addingTimeInterval(20), now: now.addingTimeInterval(9))
+        #expect(try store.expiredLeases(now: now.addingTimeInterval(11)).isEmpty, "renewed")
+        let hosts = try store.hosts(since: now.addingTimeInterval(-1))
+        #expect(hosts.first { $0.id == "test/a" }?.runningTasks == 1)
+        #expect(try !store.requeueExpired(taskId: root, executionId: executionId, note: "x", now: now.addingTimeInterval(15)), "not expired yet")
+        #expect(try store.requeueExpired(taskId: root, executionId: executionId, note: "host gone", now: now.addingTimeInterval(21)))
+        #expect(try store.task(id: root)?.state == .queued)
+        #expect(try store.task(id: root)?.owner == nil)
+        try store.hostStopped(hostId: "test/a", now: now)
+        #expect(try store.hosts(since: now.addingTimeInterval(-1)).first { $0.id == "test/a" }?.stoppedAt != nil)
+
+        // The old execution finishes after all (its host was only slow): on a shared state it is
+        // history, and the task, now someone else's, is left alone.
+        guard backend == .postgres else { return }
+        let second = DeterministicID.random()
+        _ = try #require(try store.claim(taskId: root, executionId: second, owner: owner("b"), now: now.addingTimeInterval(22)))
+        _ = try store.complete(TaskCompletion(record: record(task, executionId: executionId, now: now), transition: .succeeded), now: now.addingTimeInterval(23))
+        #expect(try store.task(id: root)?.state == .running)
+        #expect(try store.task(id: root)?.executionId == second)
+        #expect(try store.execution(id: executionId) != nil)
+    }
+
+    /// Limits across hosts and SKIP LOCKED hand-over: only a shared state checks these in the
+    /// claim (one host enforces its own limits before claiming).
+    @Test func claimsRespectLimitsAcrossHostsAndPassOverTakenTasks() throws {
+        let (store, _) = try fresh(.postgres)
+        let now = Date()
+        let root = try seed(store, now: now)
+        _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        let children = (0..<3).map { NewChild(id: "child-\($0)", key: "\($0)", taskType: Self.type, metadata: nil) }
+        try run(store, root, children: children, now: now)
+        let limited = ClaimOptions(connectionLimit: 1, orNextOf: "c")
+        let a = try store.claim(taskId: "child-0", executionId: DeterministicID.random(), owner: owner("a"), options: limited, now: now)
+        #expect(a?.id == "child-0")
+        #expect(try store.claim(taskId: "child-1", executionId: DeterministicID.random(), owner: owner("b"), options: limited, now: now) == nil, "the connection's limit is 1")
+        // Without the limit, a claim of a task already taken moves on to the connection's next one.
+        let b = try store.claim(taskId: "child-0", executionId: DeterministicID.random(), owner: owner("b"), options: ClaimOptions(orNextOf: "c"), now: now)
+        #expect(b?.id == "child-1")
+        let handlerLimited = ClaimOptions(handler: "h", handlerLimit: 2, orNextOf: "c")
+        #expect(try store.claim(taskId: "child-2", executionId: DeterministicID.random(), owner: owner("c"), options: handlerLimited, now: now) == nil, "handler h runs 2")
+        #expect(try store.runningCount() == 2)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func alertsDeletionAndPruning(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let root = try seed(store, now: now)
+        #expect(try store.raiseAlert(rule: .scanFailed, connectionId: "c", taskType: Self.type, message: "one", scanId: nil, now: now))
+        #expect(try !store.raiseAlert(rule: .scanFailed, connectionId: "c", taskType: Self.type, message: "two", scanId: nil, now: now))
+        #expect(try store.alerts(includeResolved: false, limit: 10).map(\.message) == ["two"])
+        #expect(try store.openAlertRules(connectionId: "c") == [.scanFailed])
+        #expect(try store.resolveAlert(rule: .scanFailed, connectionId: "c", taskType: Self.type, now: now))
+        #expect(try store.openAlertCount() == 0)
+        _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        try run(store, root, children: [NewChild(id: "old-child", key: "k", taskType: Self.type, metadata: nil)], now: now)
+        try run(store, "old-child", now: now)
+        let pruned = try store.prune(before: now.addingTimeInterval(1))
+        #expect(pruned.tasks == 1, "the child of a closed scan")
+        #expect(pruned.alerts == 1)
+        #expect(try store.executions(ExecutionFilter(limit: 10, connectionId: "c")).map(\.taskId) == [root], "each kept task's last execution stays")
+        try store.deleteConnection("c", deliver: false, now: now)
+        #expect(try store.connections(includeDeleted: false).isEmpty)
+        #expect(try store.schedules().isEmpty)
+    }
+}
+}
