@@ -12,8 +12,10 @@ import Testing
 /// A temporary installation: a plugins.json, its state, and the real `connector-host` binary.
 final class HostFixture: @unchecked Sendable {
     let directory = TemporaryDirectory()
+    /// A PostgreSQL URL to use as the state instead of a file.
+    let database: String?
     var config: String { "\(directory.path)/plugins.json" }
-    var state: String { "\(directory.path)/state/state.sqlite" }
+    var state: String { database ?? "\(directory.path)/state/state.sqlite" }
     var log: String { "\(directory.path)/agent-log.jsonl" }
 
     static var binary: String { built("connector-host") }
@@ -41,7 +43,10 @@ final class HostFixture: @unchecked Sendable {
     }
 
     /// A config with the `scripted` handler and the given connections (id → fields, tasks).
-    init(connections: [String: (fields: JSONValue, tasks: JSONValue)] = [:], extra: JSONObject = JSONObject(), handler: JSONObject = JSONObject()) {
+    init(
+        connections: [String: (fields: JSONValue, tasks: JSONValue)] = [:], extra: JSONObject = JSONObject(), handler: JSONObject = JSONObject(), database: String? = nil
+    ) {
+        self.database = database
         let base: JSONValue = [
             "command": [.string(Fixtures.agent("scripted.py"))], "taskTypes": ["entity_ingestion_full", "entity_ingestion_incremental"],
             "timeoutSeconds": 30, "killGraceSeconds": 1,
@@ -149,7 +154,7 @@ final class HostFixture: @unchecked Sendable {
         ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { try? JSONParser.parse(String($0)) }
     }
 
-    func store() throws -> SQLStore { try SQLStore(path: state) }
+    func store() throws -> SQLStore { database != nil ? try Backend.postgres.open(state) : try SQLStore(path: state) }
 
     /// Waits for `condition`, checking every 50 ms, for at most `seconds` (test helper only).
     func eventually(_ seconds: Double = 20, _ condition: () -> Bool) -> Bool {

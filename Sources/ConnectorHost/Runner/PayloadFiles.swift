@@ -46,6 +46,11 @@ public struct PayloadFiles: Sendable {
     }
 
     func makePrivateDirectory(_ path: String) throws(WriteError) {
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        // The first payload of a PostgreSQL-backed host: no state file made the directory above.
+        let parent = (path as NSString).deletingLastPathComponent
+        guard errno == ENOENT, !parent.isEmpty, parent != path else { throw WriteError(path: path, code: errno) }
+        try makePrivateDirectory(parent)
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw WriteError(path: path, code: errno) }
     }
 }
