@@ -29,7 +29,18 @@ extension SQLStore {
         try locked { (db) throws(StoreError) in
             // The first few of each connection through tasks_ready_by_connection: the cost follows
             // the number of connections and `perConnection`, not the number of queued tasks.
-            try db.rows(
+            // PostgreSQL plans the IN form as a scan of every task; LATERAL is its spelling of
+            // "the first few of each connection" that walks the same index.
+            if db.dialect == .postgres {
+                return try db.rows(
+                    """
+                    SELECT \(Self.qualifiedTaskColumns) FROM connections c CROSS JOIN LATERAL (
+                        SELECT * FROM tasks WHERE connection_id = c.id AND state IN ('queued', 'snoozed') AND next_run_at <= ?
+                        ORDER BY next_run_at, seq LIMIT ?
+                    ) tasks ORDER BY tasks.next_run_at, tasks.seq
+                    """, [.date(now), .int(perConnection)], Self.task)
+            }
+            return try db.rows(
                 """
                 SELECT \(Self.qualifiedTaskColumns) FROM connections c JOIN tasks ON tasks.id IN (
                     SELECT id FROM tasks WHERE connection_id = c.id AND state IN ('queued', 'snoozed') AND next_run_at <= ?
