@@ -3,10 +3,12 @@
 same machine in the same run, `repeat` times, and reports the median. Peak RSS is the host's own
 VmHWM, read from /proc while it runs (its agents are not counted)."""
 import argparse
+import glob
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -120,6 +122,44 @@ def machine():
     return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(), "python": platform.python_version()}
 
 
+def postgres_shared(host, work, noop, names, tasks, repeat):
+    """Median seconds for 2 daemons sharing a throwaway PostgreSQL to run `tasks` due no-op
+    tasks, or None when no PostgreSQL server is installed."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "throwaway-postgres.sh")
+    # Its own directory under /tmp: the server runs as `postgres` when we are root, and cannot
+    # enter the (private) work directory.
+    server = tempfile.mkdtemp(prefix="connector-host-bench-pg-")
+    started = subprocess.run(["bash", script, "start", server, "--durable"], capture_output=True, text=True)
+    if started.returncode != 0:
+        print("PostgreSQL row skipped: " + started.stderr.strip(), file=sys.stderr)
+        return None
+    psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
+    try:
+        runs = []
+        for attempt in range(repeat):
+            url = subprocess.run(["bash", script, "createdb", server, "bench%d" % attempt], check=True, capture_output=True, text=True).stdout.strip()
+            config = os.path.join(work, "pg%d.json" % attempt)
+            host_config(config, url, noop, names + ["c-warm"])
+            subprocess.run([host, "run", "--config", config, "--connection", "c-warm"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            query = [psql, "-X", "-A", "-t", "-h", server, "-U", "postgres", "-d", "bench%d" % attempt, "-c", "SELECT count(*) FROM scans WHERE status = 'success'"]
+            start = time.perf_counter()
+            daemons = [subprocess.Popen([host, "daemon", "--config", config, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+            try:
+                while int(subprocess.run(query, capture_output=True, text=True).stdout.strip() or 0) < tasks + 1:
+                    if any(d.poll() is not None for d in daemons):
+                        raise RuntimeError("a daemon exited early")
+                    time.sleep(0.01)
+                runs.append(time.perf_counter() - start)
+            finally:
+                for d in daemons:
+                    d.send_signal(signal.SIGTERM)
+                for d in daemons:
+                    d.wait(timeout=60)
+        return statistics.median(runs)
+    finally:
+        subprocess.run(["bash", script, "stop", server], capture_output=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
@@ -165,6 +205,15 @@ def main():
             row("%d no-op tasks, concurrency 2 (vs GNU parallel -j2 --joblog)" % tasks, ours, par, par / ours, ">= 5x faster", par / ours >= 5)
         else:
             row("%d no-op tasks (vs GNU parallel)" % tasks, ours, None, None, ">= 5x faster", None)
+
+        # 1b. The same N tasks on PostgreSQL, shared by 2 daemons, against the one SQLite `run`
+        # above. Timed from the daemons' start until every scan has closed (polled with psql).
+        sqlite_ours = ours
+        pg = postgres_shared(host, work, noop, names, tasks, repeat)
+        if pg is None:
+            row("%d no-op tasks on PostgreSQL, 2 daemons (vs SQLite, 1 run)" % tasks, None, sqlite_ours, None, "<= 1.5x", None)
+        else:
+            row("%d no-op tasks on PostgreSQL, 2 daemons (vs SQLite, 1 run)" % tasks, pg, sqlite_ours, pg / sqlite_ours, "<= 1.5x", pg / sqlite_ours <= 1.5)
 
         # 2. One root emitting N children, each a no-op; also the host's peak RSS with N queued.
         fanout = os.path.join(work, "fanout.sh")
