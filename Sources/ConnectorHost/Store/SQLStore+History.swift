@@ -35,28 +35,33 @@ extension SQLStore {
         let outcome = MetricLabels.format([
             "connection": record.connectionId, "type": record.type, "status": record.status.rawValue, "reason": record.failureReason?.rawValue ?? "",
         ])
-        try add(db, "connector_host_task_executions_total", outcome, 1)
-        guard record.status != .skipped else { return }
-        let seconds = Double(record.durationMs) / 1000
-        for bound in MetricsTextfile.durationBuckets where seconds <= bound {
-            try add(db, "connector_host_task_duration_seconds_bucket", series + ",le=\"\(MetricLabels.number(bound))\"", 1)
+        var counts: [(name: String, labels: String, amount: Double)] = [("connector_host_task_executions_total", outcome, 1)]
+        if record.status != .skipped {
+            let seconds = Double(record.durationMs) / 1000
+            for bound in MetricsTextfile.durationBuckets where seconds <= bound {
+                counts.append(("connector_host_task_duration_seconds_bucket", series + ",le=\"\(MetricLabels.number(bound))\"", 1))
+            }
+            counts.append(("connector_host_task_duration_seconds_bucket", series + ",le=\"+Inf\"", 1))
+            counts.append(("connector_host_task_duration_seconds_sum", series, seconds))
+            counts.append(("connector_host_task_duration_seconds_count", series, 1))
+            if let records { counts.append(("connector_host_records_total", series, Double(records))) }
         }
-        try add(db, "connector_host_task_duration_seconds_bucket", series + ",le=\"+Inf\"", 1)
-        try add(db, "connector_host_task_duration_seconds_sum", series, seconds)
-        try add(db, "connector_host_task_duration_seconds_count", series, 1)
-        if let records { try add(db, "connector_host_records_total", series, Double(records)) }
+        try add(db, counts)
         if record.status == .success {
-            let end = record.startedAt.timeIntervalSince1970 + seconds
+            let end = record.startedAt.timeIntervalSince1970 + Double(record.durationMs) / 1000
             try db.run(
                 "INSERT INTO metric_counters (name, labels, value) VALUES ('connector_host_last_success_timestamp_seconds', ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = \(db.dialect.greatest("metric_counters.value", "excluded.value"))",
                 .text(series), .real(end))
         }
     }
 
-    static func add(_ db: any SQLDatabase, _ name: String, _ labels: String, _ amount: Double) throws(StoreError) {
-        try db.run(
-            "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = metric_counters.value + excluded.value",
-            .text(name), .text(labels), .real(amount))
+    /// Adds to several counters in one statement: an execution touches about fifteen, and on
+    /// PostgreSQL each statement is a round trip.
+    static func add(_ db: any SQLDatabase, _ counts: [(name: String, labels: String, amount: Double)]) throws(StoreError) {
+        let rows = Array(repeating: "(?, ?, ?)", count: counts.count).joined(separator: ", ")
+        try db.query(
+            "INSERT INTO metric_counters (name, labels, value) VALUES \(rows) ON CONFLICT(name, labels) DO UPDATE SET value = metric_counters.value + excluded.value",
+            counts.flatMap { [SQLValue.text($0.name), .text($0.labels), .real($0.amount)] }) { _ in }
     }
 
     static let scanColumns =
