@@ -62,7 +62,7 @@ public struct HostIdentity: Sendable, Equatable {
         let pid = getpid()
         let ticks = ProcFS.stat(pid)?.startTicks ?? 0
         var name = [CChar](repeating: 0, count: 256)
-        let hostname = gethostname(&name, name.count) == 0 ? String(cString: name) : "localhost"
+        let hostname = gethostname(&name, name.count) == 0 ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "localhost"
         let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.prefix(8) ?? ""
         let machine = boot.isEmpty ? hostname : "\(hostname)#\(boot)"
         return HostIdentity(id: "\(machine)/\(pid)/\(ticks)", machine: machine, pid: pid, startTicks: ticks)
