@@ -62,21 +62,14 @@ public final class LeaseKeeper: @unchecked Sendable {
     }
 
     /// Queues the task again; if its host ran on this machine, its agent (if still alive) is killed
-    /// and its payload file removed, as recovery at start would.
+    /// and its payload file removed, by the same code as recovery at start.
     func takeBack(_ task: StoredTask, now: Date) throws(StoreError) {
         guard let executionId = task.executionId else { return }
         let owner = task.owner
         let name = owner?.hostId ?? "pid \(owner?.hostPid ?? 0)"
         let note = "host \(name) stopped renewing its lease; re-queued"
         guard try store.requeueExpired(taskId: task.id, executionId: executionId, note: note, now: now) else { return }
-        var killed = 0
-        if let owner, owner.machine == host.machine {
-            if let agent = owner.agent, ProcFS.isSameProcess(agent.pid, startTicks: agent.startTicks) {
-                _ = killpg(agent.processGroup, SIGKILL)
-                killed += 1
-            }
-            payloads.remove(executionId: executionId)
-        }
+        let killed = owner?.machine == host.machine ? Recovery.stopLeftovers(of: owner, executionId: executionId, payloads: payloads) : 0
         logger.warning("lease", "re-queued task \(task.id) of \(task.connectionId): its host \(name) stopped renewing its lease" + (killed > 0 ? "; killed its agent" : ""))
     }
 }

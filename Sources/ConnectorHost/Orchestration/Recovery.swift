@@ -29,15 +29,7 @@ public enum Recovery {
                 if let id = task.executionId { liveExecutions.insert(id) }
                 continue
             }
-            var killed = 0
-            if let agent = owner?.agent, ProcFS.isSameProcess(agent.pid, startTicks: agent.startTicks) {
-                _ = killpg(agent.processGroup, SIGKILL)
-                killed += 1
-            }
-            if let executionId = task.executionId {
-                killed += killMarked("CONNECTOR_HOST_TASK_EXECUTION_ID=\(executionId)")
-                payloads.remove(executionId: executionId)
-            }
+            let killed = stopLeftovers(of: owner, executionId: task.executionId, payloads: payloads)
             let note = "host pid \(owner?.hostPid ?? 0) stopped while the task was running; re-queued"
             try store.requeueInterrupted(taskId: task.id, note: note, now: now)
             recovered.append(Recovered(taskId: task.id, hostPid: owner?.hostPid ?? 0, agentsKilled: killed))
@@ -51,6 +43,22 @@ public enum Recovery {
             try? FileManager.default.removeItem(atPath: "\(payloads.root)/\(entry)")
         }
         return recovered
+    }
+
+    /// Kills the agent a dead host on this machine left behind (by pid and start time, and by the
+    /// execution marker in its environment) and removes its payload file. Returns how many
+    /// processes were killed.
+    static func stopLeftovers(of owner: TaskOwner?, executionId: String?, payloads: PayloadFiles) -> Int {
+        var killed = 0
+        if let agent = owner?.agent, ProcFS.isSameProcess(agent.pid, startTicks: agent.startTicks) {
+            _ = killpg(agent.processGroup, SIGKILL)
+            killed += 1
+        }
+        if let executionId {
+            killed += killMarked("CONNECTOR_HOST_TASK_EXECUTION_ID=\(executionId)")
+            payloads.remove(executionId: executionId)
+        }
+        return killed
     }
 
     /// Kills every process carrying the marker (and its group). Returns how many.
