@@ -28,10 +28,14 @@ public struct HostOperations: Sendable {
     }
 
     func resolveReauthAlerts(now: Date) async throws(StoreError) {
+        // The open alerts first: usually none, so a pass over 1,000 connections writes nothing.
+        let open = try await store { (s) throws(StoreError) in try s.alerts(includeResolved: false, limit: 1_000_000).filter { $0.rule == .needsReauth } }
+        guard !open.isEmpty else { return }
         let connections = try await store { (s) throws(StoreError) in try s.connections(includeDeleted: true) }
-        for connection in connections where connection.state != .needsReauth {
-            let resolved = try await store { (s) throws(StoreError) in try s.resolveAlert(rule: .needsReauth, connectionId: connection.id, taskType: "", now: now) }
-            if resolved { logger.info(connection.id, "alert resolved: needs_reauth") }
+        let active = Set(connections.filter { $0.state != .needsReauth }.map(\.id))
+        for alert in open where active.contains(alert.connectionId) {
+            let resolved = try await store { (s) throws(StoreError) in try s.resolveAlert(rule: .needsReauth, connectionId: alert.connectionId, taskType: "", now: now) }
+            if resolved { logger.info(alert.connectionId, "alert resolved: needs_reauth") }
         }
     }
 

@@ -11,6 +11,8 @@ struct LoopState {
     var candidates: [StoredTask] = []
     var candidatesStale = true
     var mayHaveMore = true
+    /// Another host queued work since the candidates were read.
+    var queuedElsewhere = false
     var timer: Date?
     var nextScheduleDue: Date?
     var draining = false

@@ -149,6 +149,8 @@ public final class Scheduler: Sendable {
                         state.done += 1
                         if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
                         if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
+                        // The freed slot first: the next agent runs while the alerts are evaluated.
+                        if !state.draining { try await fill(&state, registry: registry, group: &group) }
                         // Deliveries are tried at each scan end too, so one that failed earlier is retried.
                         if let operations, try await operations.afterTask(finished) || finished.completion.closedScan != nil {
                             state.notify(operations, group: &group)
@@ -165,8 +167,10 @@ public final class Scheduler: Sendable {
                     case .workQueued(let open):
                         guard open, let wakeups else { break }
                         group.addTask { .workQueued(await wakeups.next()) }
-                        state.candidatesStale = true
+                        // Not a re-read of the queue at once: the candidates in hand are still
+                        // runnable work. fill re-reads when they run out or none can start.
                         state.mayHaveMore = true
+                        state.queuedElsewhere = true
                     case .notified:
                         state.notifying = false
                         if state.notifyAgain, let operations {
@@ -228,11 +232,24 @@ public final class Scheduler: Sendable {
                 let perConnection = max(16, registry.concurrency * 4)
                 let ready = try await store { (s) throws(StoreError) in try s.readyTasks(now: Date(), perConnection: perConnection) }
                 state.candidates = ready.filter { isSelected($0.connectionId, registry: registry, options: state.options) }
+                if store.store.isShared && state.candidates.count > 1 {
+                    // Hosts sharing the state read the same list in the same order; each starting
+                    // at its own place keeps them from claiming the same task one after another.
+                    let offset = Int.random(in: 0..<state.candidates.count)
+                    state.candidates = Array(state.candidates[offset...] + state.candidates[..<offset])
+                }
                 state.candidatesStale = false
+                state.queuedElsewhere = false
                 state.mayHaveMore = ready.count >= perConnection
                 if state.candidates.isEmpty { state.mayHaveMore = false }
             }
-            guard let index = state.pickIndex(registry: registry) else { return }
+            guard let index = state.pickIndex(registry: registry) else {
+                if state.queuedElsewhere {
+                    state.candidatesStale = true
+                    continue
+                }
+                return
+            }
             let candidate = state.candidates.remove(at: index)
             if state.candidates.isEmpty && state.mayHaveMore { state.candidatesStale = true }
             let executionId = DeterministicID.random()
@@ -240,7 +257,11 @@ public final class Scheduler: Sendable {
             let claim = claimOptions(for: candidate, registry: registry)
             guard let task = try await store({ (s) throws(StoreError) in try s.claim(taskId: candidate.id, executionId: executionId, owner: owner, options: claim, now: Date()) })
             else {
-                continue  // another host took it (and every other of its connection), a limit is reached, or it is no longer runnable
+                // Another host took it (and every other of its connection), a limit is reached, or
+                // it is no longer runnable. On a shared state the other hosts are working through
+                // the same list: read what is still free rather than walk into their wake.
+                if store.store.isShared { state.candidatesStale = true }
+                continue
             }
             let handler = registry.connections[task.connectionId]?.handler
             state.start(task.id, connection: task.connectionId, handler: handler)
@@ -279,10 +300,20 @@ public final class Scheduler: Sendable {
     func enqueueDue(_ registry: Registry, options: PassOptions, summary: inout PassSummary) async throws(StoreError) -> Date? {
         var nextDue: Date?
         let now = Date()
-        let schedules = try await store { (s) throws(StoreError) in try s.schedules() }
+        var schedules = try await store { (s) throws(StoreError) in try s.schedules() }
         let states = try await store { (s) throws(StoreError) in try s.connections(includeDeleted: false) }
         let active = Set(states.filter { $0.state == .active }.map(\.id))
-        for schedule in schedules {
+        let shared = store.store.isShared
+        if shared && schedules.count > 1 {
+            // Hosts starting together would otherwise queue up behind each other's row locks,
+            // schedule after schedule; from different places they open different scans.
+            let offset = Int.random(in: 0..<schedules.count)
+            schedules = Array(schedules[offset...] + schedules[..<offset])
+        }
+        var position = 0
+        while position < schedules.count {
+            let schedule = schedules[position]
+            position += 1
             guard let due = schedule.nextDueAt, active.contains(schedule.connectionId),
                 isSelected(schedule.connectionId, registry: registry, options: options),
                 let connection = registry.connections[schedule.connectionId],
@@ -305,6 +336,12 @@ public final class Scheduler: Sendable {
                 logger.info("\(schedule.connectionId)/\(schedule.taskType)", "scan opened", ["scan": scanId, "due": Timestamp.iso8601(due)])
             case .alreadyEnqueued:
                 logger.debug("\(schedule.connectionId)/\(schedule.taskType)", "tick enqueued by another host")
+                // Another host is working through the same list: re-read the rest, so the ticks it
+                // has enqueued meanwhile are seen as not due instead of raced for one by one.
+                let fresh = try await store { (s) throws(StoreError) in try s.schedules() }
+                let byKey = Dictionary(fresh.map { ([$0.connectionId, $0.taskType], $0) }, uniquingKeysWith: { first, _ in first })
+                schedules = schedules[position...].compactMap { byKey[[$0.connectionId, $0.taskType]] }
+                position = 0
             case .skipped(let open):
                 summary.skippedTicks += 1
                 logger.warning("\(schedule.connectionId)/\(schedule.taskType)", "tick skipped: previous scan still running", ["scan": open])

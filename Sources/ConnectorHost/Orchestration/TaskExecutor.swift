@@ -75,6 +75,7 @@ public struct TaskExecutor: Sendable {
         }
         completion.stats = execution.report.stats
         completion.pauseConnection = decision.pauseConnection
+        completion.freesLimitedRoom = connection.maxConcurrency != nil || handler.maxConcurrency != nil
         let committed = completion
         let result = try await store { (s) throws(StoreError) in try s.complete(committed, now: Date()) }
         log(record, transition: decision.transition, result: result, children: children.count)

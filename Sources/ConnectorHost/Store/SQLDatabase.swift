@@ -11,6 +11,9 @@ enum SQLDialect: Sendable {
     var insertionOrder: String { self == .sqlite ? "rowid" : "seq" }
     /// The larger of two values (SQLite's two-argument MAX).
     func greatest(_ a: String, _ b: String) -> String { self == .sqlite ? "MAX(\(a), \(b))" : "GREATEST(\(a), \(b))" }
+    /// An aggregate joining the text values of `column` with the unit separator (U+001F), which
+    /// agent-chosen text is not expected to hold; NULL when there are none.
+    func joinedWithUnitSeparator(_ column: String) -> String { self == .sqlite ? "group_concat(\(column), char(31))" : "string_agg(\(column), chr(31))" }
 }
 
 /// One connection to the state database, used by one thread at a time (the store holds a lock).
@@ -24,8 +27,11 @@ protocol SQLDatabase: AnyObject {
     func query(_ sql: String, _ bindings: [SQLValue], row: (Row) throws(StoreError) -> Void) throws(StoreError)
     /// Rows changed by the last statement.
     var changes: Int { get }
-    /// Runs `body` in one transaction that takes the write lock up front where the engine has one.
-    func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T
+    /// Runs `body` in one transaction that takes the write lock up front where the engine has one,
+    /// and on PostgreSQL the advisory locks of `keys` (see `lockForTransaction`) with its BEGIN.
+    func transaction<T>(locking keys: [String], _ body: () throws(StoreError) -> T) throws(StoreError) -> T
+    /// Wakes hosts sleeping on LISTEN when the transaction commits (new or re-queued work).
+    func notifyWork() throws(StoreError)
 }
 
 extension SQLDatabase {
@@ -48,10 +54,8 @@ extension SQLDatabase {
         try run("SELECT pg_advisory_xact_lock(hashtext(?))", .text(key))
     }
 
-    /// Wakes hosts sleeping on LISTEN when the transaction commits (new or re-queued work).
-    func notifyWork() throws(StoreError) {
-        guard dialect == .postgres else { return }
-        try run("SELECT pg_notify('\(PostgresDatabase.workChannel)', '')")
+    func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        try transaction(locking: [], body)
     }
 }
 

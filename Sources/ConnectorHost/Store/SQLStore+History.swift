@@ -46,21 +46,25 @@ extension SQLStore {
             counts.append(("connector_host_task_duration_seconds_count", series, 1))
             if let records { counts.append(("connector_host_records_total", series, Double(records))) }
         }
-        try add(db, counts)
         if record.status == .success {
-            let end = record.startedAt.timeIntervalSince1970 + Double(record.durationMs) / 1000
-            try db.run(
-                "INSERT INTO metric_counters (name, labels, value) VALUES ('connector_host_last_success_timestamp_seconds', ?, ?) ON CONFLICT(name, labels) DO UPDATE SET value = \(db.dialect.greatest("metric_counters.value", "excluded.value"))",
-                .text(series), .real(end))
+            // A gauge, not a count: `add` keeps the larger value for this name.
+            counts.append((lastSuccess, series, record.startedAt.timeIntervalSince1970 + Double(record.durationMs) / 1000))
         }
+        try add(db, counts)
     }
 
+    static let lastSuccess = "connector_host_last_success_timestamp_seconds"
+
     /// Adds to several counters in one statement: an execution touches about fifteen, and on
-    /// PostgreSQL each statement is a round trip.
+    /// PostgreSQL each statement is a round trip. The last-success gauge keeps the larger value.
     static func add(_ db: any SQLDatabase, _ counts: [(name: String, labels: String, amount: Double)]) throws(StoreError) {
         let rows = Array(repeating: "(?, ?, ?)", count: counts.count).joined(separator: ", ")
         try db.query(
-            "INSERT INTO metric_counters (name, labels, value) VALUES \(rows) ON CONFLICT(name, labels) DO UPDATE SET value = metric_counters.value + excluded.value",
+            """
+            INSERT INTO metric_counters (name, labels, value) VALUES \(rows) ON CONFLICT(name, labels) DO UPDATE SET value = CASE
+                WHEN metric_counters.name = '\(lastSuccess)' THEN \(db.dialect.greatest("metric_counters.value", "excluded.value"))
+                ELSE metric_counters.value + excluded.value END
+            """,
             counts.flatMap { [SQLValue.text($0.name), .text($0.labels), .real($0.amount)] }) { _ in }
     }
 

@@ -90,8 +90,7 @@ extension SQLStore {
     /// whether it is new.
     public func raiseAlert(rule: AlertRule, connectionId: String, taskType: String, message: String, scanId: String?, now: Date) throws(StoreError) -> Bool {
         let key = Alert.key(rule: rule, connectionId: connectionId, taskType: taskType)
-        return try transaction { (db) throws(StoreError) -> Bool in
-            try db.lockForTransaction("alert:\(key)")
+        return try transaction(locking: ["alert:\(key)"]) { (db) throws(StoreError) -> Bool in
             try db.run("UPDATE alerts SET message = ?, scan_id = ?, updated_at = ? WHERE key = ? AND resolved_at IS NULL", .text(message), .optional(scanId), .date(now), .text(key))
             if db.changes > 0 { return false }
             try db.run(

@@ -51,7 +51,13 @@ extension SQLStore {
     }
 
     public func claim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
-        try transaction { (db) throws(StoreError) -> StoredTask? in
+        if isShared && options.connectionLimit == nil && options.handlerLimit == nil {
+            return try locked { (db) throws(StoreError) in try Self.claimUnlimited(db, taskId: taskId, executionId: executionId, owner: owner, options: options, now: now) }
+        }
+        var limits: [String] = []
+        if options.connectionLimit != nil, let connection = options.orNextOf { limits.append("claim:connection:\(connection)") }
+        if options.handlerLimit != nil, let handler = options.handler { limits.append("claim:handler:\(handler)") }
+        return try transaction(locking: isShared ? limits : []) { (db) throws(StoreError) -> StoredTask? in
             var id = taskId
             if db.dialect == .postgres {
                 guard let free = try Self.claimable(db, taskId: taskId, options: options, now: now) else { return nil }
@@ -74,18 +80,48 @@ extension SQLStore {
         }
     }
 
+    /// On a shared state, with no limit to count: each attempt is one statement that takes the
+    /// row with SKIP LOCKED and returns it, instead of a transaction of five round trips.
+    static func claimUnlimited(_ db: any SQLDatabase, taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
+        let set: [SQLValue] = [
+            .text(executionId), .int(Int(owner.hostPid)), .int(Int(owner.hostStartTicks)), .optional(owner.hostId), .optional(owner.machine),
+            .date(now.addingTimeInterval(options.leaseSeconds)), .date(now), .date(now),
+        ]
+        func take(_ pick: String, _ bindings: [SQLValue]) throws(StoreError) -> StoredTask? {
+            try db.firstRow(
+                """
+                UPDATE tasks SET state = 'running', execution_id = ?, host_pid = ?, host_start = ?, agent_pid = NULL, agent_pgid = NULL,
+                    agent_start = NULL, host_id = ?, host_machine = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
+                WHERE id = (\(pick)) AND state IN ('queued', 'snoozed')
+                RETURNING \(taskColumns), (SELECT metadata FROM checkpoints c WHERE c.connection_id = tasks.connection_id AND c.task_type = tasks.task_type)
+                """, set + bindings
+            ) { r in
+                var task = Self.task(r)
+                // A root starts from the committed checkpoint; a child carries its own.
+                if task.parentTaskId == nil { task.checkpoint = r.json(22) }
+                return task
+            }
+        }
+        var task = try take("SELECT id FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed') FOR UPDATE SKIP LOCKED", [.text(taskId)])
+        if task == nil, let connection = options.orNextOf {
+            task = try take(
+                "SELECT id FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed') AND next_run_at <= ? ORDER BY next_run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+                [.text(connection), .date(now)])
+        }
+        return task
+    }
+
     /// On a shared state: the task to claim, locked for this transaction, within the limits that
     /// hold across hosts. The limit counts are serialised per connection and handler by advisory
     /// locks, so two hosts cannot both see room for one more; the row is taken with SKIP LOCKED,
     /// so a host never waits for another's claim, it moves on.
     static func claimable(_ db: any SQLDatabase, taskId: String, options: ClaimOptions, now: Date) throws(StoreError) -> String? {
+        // The caller holds the claim:connection and claim:handler locks.
         if let limit = options.connectionLimit, let connection = options.orNextOf {
-            try db.lockForTransaction("claim:connection:\(connection)")
             let running = try db.firstRow("SELECT COUNT(*) FROM tasks WHERE connection_id = ? AND state = 'running'", [.text(connection)]) { $0.int(0) } ?? 0
             if running >= limit { return nil }
         }
         if let limit = options.handlerLimit, let handler = options.handler {
-            try db.lockForTransaction("claim:handler:\(handler)")
             let running = try db.firstRow(
                 "SELECT COUNT(*) FROM tasks t JOIN connections c ON c.id = t.connection_id WHERE c.handler = ? AND t.state = 'running'", [.text(handler)]) { $0.int(0) } ?? 0
             if running >= limit { return nil }
@@ -113,18 +149,17 @@ extension SQLStore {
         "execution_id = NULL, host_pid = NULL, host_start = NULL, agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL"
 
     public func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
-        try transaction { (db) throws(StoreError) -> CompletionResult in
-            let record = completion.record
-            // Hosts finishing a scan's last tasks together must not each see the other's task
-            // still open (and the scan never close).
-            try db.lockForTransaction("scan:\(record.scanId)")
+        let record = completion.record
+        // Hosts finishing a scan's last tasks together must not each see the other's task still
+        // open (and the scan never close).
+        return try transaction(locking: ["scan:\(record.scanId)"]) { (db) throws(StoreError) -> CompletionResult in
             var result = CompletionResult()
             try Self.insertExecution(db, record, stats: completion.stats)
-            if db.dialect == .postgres {
+            let current = try db.firstRow("SELECT execution_id, depth FROM tasks WHERE id = ?", [.text(record.taskId)]) { ($0.optionalText(0), $0.int(1)) }
+            if db.dialect == .postgres && current?.0 != record.taskExecutionId {
                 // The lease ran out and another host took the task back: keep this execution's
                 // history, but the task is no longer this execution's to move on.
-                let holder = try db.firstRow("SELECT execution_id FROM tasks WHERE id = ?", [.text(record.taskId)]) { $0.optionalText(0) } ?? nil
-                if holder != record.taskExecutionId { return result }
+                return result
             }
             let id = SQLValue.text(record.taskId)
             switch completion.transition {
@@ -136,7 +171,7 @@ extension SQLStore {
                 if !isChild, let checkpoint = completion.checkpoint {
                     try db.run("UPDATE scans SET pending_checkpoint = ? WHERE id = ?", .json(checkpoint), .text(record.scanId))
                 }
-                let depth = try db.firstRow("SELECT depth FROM tasks WHERE id = ?", [id]) { $0.int(0) } ?? 0
+                let depth = current?.1 ?? 0
                 for child in completion.children {
                     try db.run(
                         """
@@ -181,8 +216,14 @@ extension SQLStore {
                 try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
             }
             result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
-            // New work, or room under a limit: wake idle hosts.
-            try db.notifyWork()
+            // New work, or room under a limit: wake idle hosts. A plain end changes nothing for
+            // them, and 1,000 one-task scans would otherwise wake every host 1,000 times.
+            var queuedWork = result.childrenAdded > 0
+            switch completion.transition {
+            case .retry, .snooze, .requeue: queuedWork = true
+            case .succeeded, .failed: break
+            }
+            if queuedWork || completion.freesLimitedRoom { try db.notifyWork() }
             return result
         }
     }
@@ -190,20 +231,31 @@ extension SQLStore {
     /// Ends the scan once every task in it is terminal. Its root checkpoint commits only when
     /// every task succeeded, so a failed scan is covered again by the next one.
     static func closeScanIfDone(_ db: any SQLDatabase, scanId: String, now: Date) throws(StoreError) -> ScanSummary? {
-        // One index probe per open state, not a count of the whole scan: a 10,000-child scan asks
-        // this after every child.
-        let open = try db.firstRow(
-            "SELECT 1 FROM tasks WHERE scan_id = ? AND state IN ('queued', 'running', 'snoozed') LIMIT 1", [.text(scanId)]) { $0.int(0) } != nil
-        guard !open, let scan = try db.firstRow("SELECT \(scanColumns) FROM scans WHERE id = ? AND status = 'running'", [.text(scanId)], Self.scan) else { return nil }
-        let counts = try db.firstRow(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) FROM tasks WHERE scan_id = ?", [.text(scanId)]
-        ) { ($0.int(0), $0.int(1), $0.int(2)) } ?? (0, 0, 0)
-        let skipped = try db.firstRow(
-            "SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'skipped' AND task_id <> ?", [.text(scanId), .text(scan.rootTaskId)]) { $0.int(0) } ?? 0
-        let records = try db.firstRow("SELECT COALESCE(SUM(records), 0) FROM executions WHERE scan_id = ? AND status = 'success'", [.text(scanId)]) { $0.int(0) } ?? 0
-        let success = counts.2 == 0 && counts.0 > 0
+        // The scan and its totals in one statement (one round trip on PostgreSQL, not six). While
+        // a task is open, NOT EXISTS stops at one index probe and no total is counted: a
+        // 10,000-child scan asks this after every child.
+        let closing = try db.firstRow(
+            """
+            SELECT \(scanColumns),
+                (SELECT COUNT(*) FROM tasks WHERE scan_id = scans.id),
+                (SELECT COUNT(*) FROM tasks WHERE scan_id = scans.id AND state = 'succeeded'),
+                (SELECT COUNT(*) FROM tasks WHERE scan_id = scans.id AND state = 'failed'),
+                (SELECT COUNT(*) FROM executions WHERE scan_id = scans.id AND status = 'skipped' AND task_id <> scans.root_task_id),
+                (SELECT COALESCE(SUM(records), 0) FROM executions WHERE scan_id = scans.id AND status = 'success'),
+                pending_checkpoint,
+                (SELECT \(db.dialect.joinedWithUnitSeparator("f")) FROM (SELECT DISTINCT schema_fingerprint AS f FROM executions WHERE scan_id = scans.id AND schema_fingerprint IS NOT NULL) fingerprints)
+            FROM scans WHERE id = ? AND status = 'running'
+                AND NOT EXISTS (SELECT 1 FROM tasks WHERE scan_id = scans.id AND state IN ('queued', 'running', 'snoozed'))
+            """, [.text(scanId)]
+        ) { r in
+            (scan: Self.scan(r), tasks: r.int(15), succeeded: r.int(16), failed: r.int(17), skipped: r.int(18), records: r.int(19), pending: r.optionalText(20),
+                schemas: r.optionalText(21))
+        }
+        guard let closing else { return nil }
+        var scan = closing.scan
+        let success = closing.failed == 0 && closing.tasks > 0
         var committed = false
-        if success, let pending = try db.firstRow("SELECT pending_checkpoint FROM scans WHERE id = ?", [.text(scanId)], { $0.optionalText(0) }) ?? nil {
+        if success, let pending = closing.pending {
             try db.run(
                 """
                 INSERT INTO checkpoints (connection_id, task_type, metadata, scan_id, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -213,13 +265,22 @@ extension SQLStore {
             try insertEvent(db, connectionId: scan.connectionId, kind: "CHECKPOINT_COMMITTED", detail: "\(scan.taskType) scan \(scanId)", deliver: false, now: now)
             committed = true
         }
-        let schemas = try db.rows(
-            "SELECT DISTINCT schema_fingerprint FROM executions WHERE scan_id = ? AND schema_fingerprint IS NOT NULL ORDER BY 1", [.text(scanId)]) { $0.text(0) }
+        // Sorted here: neither engine promises an order for the joined list.
+        let schemas = (closing.schemas ?? "").split(separator: "\u{1F}").map(String.init).sorted()
+        scan.status = success ? .success : .failure
+        scan.endedAt = now
+        scan.tasks = closing.tasks
+        scan.succeeded = closing.succeeded
+        scan.failed = closing.failed
+        scan.skipped = closing.skipped
+        scan.records = closing.records
+        scan.checkpointCommitted = committed
+        scan.schemaFingerprint = schemas.isEmpty ? nil : schemas.joined(separator: ",")
         try db.run(
             "UPDATE scans SET status = ?, ended_at = ?, tasks = ?, succeeded = ?, failed = ?, skipped = ?, records = ?, checkpoint_committed = ?, schema_fingerprint = ? WHERE id = ?",
-            .text(success ? "success" : "failure"), .date(now), .int(counts.0), .int(counts.1), .int(counts.2), .int(skipped), .int(records), .bool(committed),
-            .optional(schemas.isEmpty ? nil : schemas.joined(separator: ",")), .text(scanId))
-        return try db.firstRow("SELECT \(scanColumns) FROM scans WHERE id = ?", [.text(scanId)], Self.scan)
+            .text(scan.status.rawValue), .date(now), .int(scan.tasks), .int(scan.succeeded), .int(scan.failed), .int(scan.skipped), .int(scan.records), .bool(committed),
+            .optional(scan.schemaFingerprint), .text(scanId))
+        return scan
     }
 
     public func runningTasks() throws(StoreError) -> [StoredTask] {

@@ -122,8 +122,9 @@ public final class SQLStore: Store, @unchecked Sendable {
         return try body(db)
     }
 
-    func transaction<T>(_ body: (any SQLDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
-        try locked { (db) throws(StoreError) -> T in try db.transaction { () throws(StoreError) -> T in try body(db) } }
+    /// `keys`: advisory locks taken with BEGIN on a shared state (see `lockForTransaction`).
+    func transaction<T>(locking keys: [String] = [], _ body: (any SQLDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
+        try locked { (db) throws(StoreError) -> T in try db.transaction(locking: keys) { () throws(StoreError) -> T in try body(db) } }
     }
 
     // MARK: Connections
@@ -149,8 +150,7 @@ public final class SQLStore: Store, @unchecked Sendable {
     }
 
     public func saveConnection(_ c: StoredConnection, deliver: Bool, now: Date) throws(StoreError) -> LifecycleEvent? {
-        try transaction { (db) throws(StoreError) -> LifecycleEvent? in
-            try db.lockForTransaction("connection:\(c.id)")
+        try transaction(locking: ["connection:\(c.id)"]) { (db) throws(StoreError) -> LifecycleEvent? in
             let existing = try db.firstRow("SELECT \(Self.connectionColumns) FROM connections WHERE id = ?", [.text(c.id)], Self.connection)
             let state: ConnectionState = c.enabled ? .active : .disabled
             let event: LifecycleEvent
@@ -176,8 +176,7 @@ public final class SQLStore: Store, @unchecked Sendable {
     }
 
     public func deleteConnection(_ id: String, deliver: Bool, now: Date) throws(StoreError) {
-        try transaction { (db) throws(StoreError) in
-            try db.lockForTransaction("connection:\(id)")
+        try transaction(locking: ["connection:\(id)"]) { (db) throws(StoreError) in
             try db.run("UPDATE connections SET deleted_at = ?, updated_at = ? WHERE id = ?", .date(now), .date(now), .text(id))
             try db.run("DELETE FROM schedules WHERE connection_id = ?", .text(id))
             try db.run("DELETE FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed')", .text(id))
@@ -237,8 +236,7 @@ public final class SQLStore: Store, @unchecked Sendable {
     }
 
     public func saveSchedules(connectionId: String, _ desired: [StoredSchedule], now: Date) throws(StoreError) {
-        try transaction { (db) throws(StoreError) in
-            try db.lockForTransaction("connection:\(connectionId)")
+        try transaction(locking: ["connection:\(connectionId)"]) { (db) throws(StoreError) in
             let existing = try db.rows("SELECT task_type, spec, root_task_id FROM schedules WHERE connection_id = ?", [.text(connectionId)]) { ($0.text(0), $0.text(1), $0.text(2)) }
             for schedule in desired {
                 if let old = existing.first(where: { $0.0 == schedule.taskType }) {
@@ -263,8 +261,11 @@ public final class SQLStore: Store, @unchecked Sendable {
     public func openScan(
         connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date
     ) throws(StoreError) -> ScanOpening {
-        try transaction { (db) throws(StoreError) -> ScanOpening in
-            try db.lockForTransaction("scan:\(connectionId)/\(taskType)")
+        // One open scan per connection and type: a trigger and a tick racing for it are serialised
+        // by this lock. A tick first moves its schedule on (the row lock orders hosts racing for
+        // the same tick), so a host that lost that race returns without waiting for the lock.
+        let lock = "scan:\(connectionId)/\(taskType)"
+        return try transaction(locking: dueAt == nil ? [lock] : []) { (db) throws(StoreError) -> ScanOpening in
             if let dueAt {
                 // Only if the tick is still pending: hosts sharing the state all see it due, and
                 // the first to move the schedule on enqueues it.
@@ -272,6 +273,7 @@ public final class SQLStore: Store, @unchecked Sendable {
                     "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt), .date(nextDue),
                     .text(connectionId), .text(taskType), .date(dueAt))
                 if db.changes == 0 { return .alreadyEnqueued }
+                try db.lockForTransaction(lock)
             }
             if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
                 let record = TaskRecord(

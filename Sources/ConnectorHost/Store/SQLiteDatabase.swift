@@ -90,7 +90,8 @@ final class SQLiteDatabase: SQLDatabase {
 
     /// `BEGIN IMMEDIATE`: takes the write lock up front, so a transaction never fails halfway for
     /// a lock it could have waited for (busy_timeout applies to the BEGIN).
-    func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+    /// No advisory locks: one writer at a time is what SQLite's write lock already means.
+    func transaction<T>(locking keys: [String], _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         try execute("BEGIN IMMEDIATE")
         do {
             let value = try body()
@@ -101,6 +102,9 @@ final class SQLiteDatabase: SQLDatabase {
             throw error
         }
     }
+
+    /// Only hosts sharing a server are woken; a state file has one host.
+    func notifyWork() throws(StoreError) {}
 
     private func prepare(_ sql: String) throws(StoreError) -> OpaquePointer? {
         if let cached = statements[sql] { return cached }

@@ -176,6 +176,9 @@ public struct TaskCompletion: Sendable {
     public var stats: AgentReport.Stats?
     /// Auth failure: stop the connection's schedules.
     public var pauseConnection: String?
+    /// The task counted against a connection or handler limit: its end makes room that a host
+    /// sharing the state may be waiting for.
+    public var freesLimitedRoom = false
 
     public init(record: TaskRecord, transition: TaskTransition) {
         self.record = record

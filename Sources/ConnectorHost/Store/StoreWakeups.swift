@@ -115,8 +115,9 @@ public final class StoreWakeups: @unchecked Sendable {
             }
             var woken = false
             while let notification = PQnotifies(current) {
+                // Work this host queued itself is already in its loop's view.
+                if notification.pointee.extra == nil || String(cString: notification.pointee.extra) != HostIdentity.current.id { woken = true }
                 PQfreemem(notification)
-                woken = true
             }
             if woken { resume(true) }
         }
