@@ -111,6 +111,7 @@ extension HostProcessTests {
             #expect(closed.tasks == 3)
             #expect(closed.checkpointCommitted == (round == 2))
             #expect(try store.failedTaskReasons(scanId: closed.id) == (round == 1 ? [.nonRetryableError: 1] : [:]))
+            #expect(try store.executionTally(scanId: closed.id) == (round == 1 ? ExecutionTally(succeeded: 2, failed: 1, lastFailureError: "failed") : ExecutionTally(succeeded: 3)))
         }
         #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == ["round": 2])
         #expect(try store.resetCheckpoint(connectionId: "c", taskType: Self.type))
@@ -196,6 +197,38 @@ extension HostProcessTests {
         let handlerLimited = ClaimOptions(handler: "h", handlerLimit: 2, orNextOf: "c")
         #expect(try store.claim(taskId: "child-2", executionId: DeterministicID.random(), owner: owner("c"), options: handlerLimited, now: now) == nil, "handler h runs 2")
         #expect(try store.runningCount() == 2)
+    }
+
+    /// On PostgreSQL a statement whose result is not read is sent later, with the next one read
+    /// or with COMMIT: its failure must still roll the whole transaction back, and leave the
+    /// connection usable.
+    @Test(arguments: Backend.allCases)
+    func aFailedStatementRollsItsTransactionBack(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        _ = try seed(store, now: Date())
+        func environment() throws -> String? { try store.connection(id: "c")?.environment }
+        #expect(throws: StoreError.self, "found at COMMIT") {
+            try store.transaction { (db) throws(StoreError) in
+                try db.run("UPDATE connections SET environment = 'changed' WHERE id = 'c'")
+                try db.run("INSERT INTO connections (id) VALUES ('c')")
+                try db.run("UPDATE connections SET handler = 'never' WHERE id = 'c'")
+            }
+        }
+        #expect(try environment() == "default")
+        #expect(throws: StoreError.self, "found by a read, thrown by the next statement") {
+            try store.transaction { (db) throws(StoreError) in
+                try db.run("UPDATE connections SET environment = 'changed' WHERE id = 'c'")
+                try db.run("INSERT INTO connections (id) VALUES ('c')")
+                if db.changes == 0 { try db.run("UPDATE connections SET environment = 'changed again' WHERE id = 'c'") }
+            }
+        }
+        #expect(try environment() == "default")
+        let rows = try store.transaction { (db) throws(StoreError) -> Int in
+            try db.run("UPDATE connections SET environment = 'after' WHERE id = 'c'")
+            return db.changes
+        }
+        #expect(rows == 1)
+        #expect(try environment() == "after")
     }
 
     @Test(arguments: Backend.allCases)

@@ -13,7 +13,7 @@ public enum AlertRules {
 
     public struct Input: Sendable {
         public var scan: ScanSummary
-        public var executions: [TaskRecord]
+        public var executions: ExecutionTally
         /// The scan's failed tasks by final reason.
         public var failedTasks: [FailureReason: Int]
         /// Successful scans of the same connection and type that ended before this one, newest first.
@@ -34,7 +34,7 @@ public enum AlertRules {
         }
         if t.retryLimitExceeded {
             let exhausted = input.failedTasks[.retryLimitExceeded] ?? 0
-            let lastError = input.executions.last { $0.status == .failure }?.error ?? ""
+            let lastError = input.executions.lastFailureError ?? ""
             verdicts.append(
                 Verdict(rule: .retryLimitExceeded, firing: exhausted > 0, message: "\(exhausted) task(s) of \(label) ran out of retries; last error: \(lastError)"))
         }
@@ -78,14 +78,14 @@ public enum AlertRules {
             }
         }
         if let percent = t.errorRatePercent {
-            let ran = input.executions.filter { $0.status == .success || $0.status == .failure }
-            if !ran.isEmpty {
-                let failed = ran.filter { $0.status == .failure }.count
-                let rate = Double(failed) / Double(ran.count) * 100
+            let ran = input.executions.succeeded + input.executions.failed
+            if ran > 0 {
+                let failed = input.executions.failed
+                let rate = Double(failed) / Double(ran) * 100
                 verdicts.append(
                     Verdict(
                         rule: .errorRate, firing: rate > percent,
-                        message: String(format: "%d of %d executions of %@ failed in scan %@ (%.1f%%, over %g%%)", failed, ran.count, label, scan.id, rate, percent)))
+                        message: String(format: "%d of %d executions of %@ failed in scan %@ (%.1f%%, over %g%%)", failed, ran, label, scan.id, rate, percent)))
             }
         }
         return verdicts

@@ -56,7 +56,8 @@ public struct HostOperations: Sendable {
         let (input, open) = try await store { (s) throws(StoreError) -> (AlertRules.Input, Set<AlertRule>) in
             let connection = try s.connection(id: scan.connectionId)
             let input = AlertRules.Input(
-                scan: scan, executions: try s.executions(scanId: scan.id), failedTasks: try s.failedTaskReasons(scanId: scan.id),
+                // A scan without failed tasks (most) needs no count of them by reason.
+                scan: scan, executions: try s.executionTally(scanId: scan.id), failedTasks: scan.failed == 0 ? [:] : try s.failedTaskReasons(scanId: scan.id),
                 previousSuccesses: try s.successfulScans(connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: window),
                 connectionNeedsReauth: connection?.state == .needsReauth, reauthReason: connection?.stateReason)
             return (input, try s.openAlertRules(connectionId: scan.connectionId))

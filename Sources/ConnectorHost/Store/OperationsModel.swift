@@ -69,6 +69,20 @@ public struct PendingNotification: Sendable, Equatable {
     public var attempts: Int
 }
 
+/// What the alert rules need from a scan's executions: counts, not the rows (a 10,000-child
+/// scan would load 10,000 records at its end).
+public struct ExecutionTally: Sendable, Equatable {
+    public var succeeded = 0
+    public var failed = 0
+    /// The error of the scan's most recent failed execution.
+    public var lastFailureError: String?
+    public init(succeeded: Int = 0, failed: Int = 0, lastFailureError: String? = nil) {
+        self.succeeded = succeeded
+        self.failed = failed
+        self.lastFailureError = lastFailureError
+    }
+}
+
 public struct PruneResult: Sendable, Equatable {
     public var executions = 0
     public var scans = 0

@@ -19,7 +19,13 @@ final class PostgresDatabase: SQLDatabase {
     private(set) var connection: OpaquePointer
     private var prepared: [String: String] = [:]
     private var lastChanges = 0
-    private var inTransaction = false
+    /// Inside a transaction: libpq is in pipeline mode (see `transaction`).
+    private var pipelined = false
+    /// Sent but not yet read, in order.
+    private var queued: [Queued] = []
+    /// A failure found when `changes` sent the queue; thrown by the next statement.
+    private var deferredError: StoreError?
+    private var statementCount = 0
     /// A NOTIFY asked for in the transaction: sent with its COMMIT, in the same round trip.
     private var notifyAtCommit = false
 
@@ -93,7 +99,7 @@ final class PostgresDatabase: SQLDatabase {
     /// A dropped connection (a server restart, a failover) is re-opened between transactions;
     /// statements prepared on the old one are gone with it.
     private func reconnectIfNeeded() throws(StoreError) {
-        guard !inTransaction, PQstatus(connection) != CONNECTION_OK else { return }
+        guard !pipelined, PQstatus(connection) != CONNECTION_OK else { return }
         PQreset(connection)
         prepared = [:]
         guard PQstatus(connection) == CONNECTION_OK else {
@@ -102,7 +108,20 @@ final class PostgresDatabase: SQLDatabase {
         PQclear(PQexec(connection, "SET client_min_messages = warning"))
     }
 
+    /// A simple query (schema DDL). Inside a transaction it leaves pipeline mode for the moment:
+    /// libpq sends simple queries only outside it.
     func execute(_ sql: String) throws(StoreError) {
+        let resume = pipelined
+        if resume {
+            try flush()
+            PQexitPipelineMode(connection)
+            pipelined = false
+        }
+        defer {
+            if resume {
+                pipelined = PQenterPipelineMode(connection) == 1
+            }
+        }
         try reconnectIfNeeded()
         let result = PQexec(connection, sql)
         defer { PQclear(result) }
@@ -111,17 +130,14 @@ final class PostgresDatabase: SQLDatabase {
     }
 
     func query(_ sql: String, _ bindings: [SQLValue], row: (Row) throws(StoreError) -> Void) throws(StoreError) {
+        if pipelined {
+            try send(sql, bindings)
+            try flush(row)
+            return
+        }
         try reconnectIfNeeded()
         let name = try prepare(sql)
-        let texts: [String?] = bindings.map { value in
-            switch value {
-            case .null: nil
-            case .integer(let v): String(v)
-            case .real(let v): "\(v)"
-            case .text(let v): v
-            }
-        }
-        let result = withCStrings(texts) { parameters in
+        let result = withCStrings(Self.texts(bindings)) { parameters in
             PQexecPrepared(connection, name, Int32(parameters.count), parameters, nil, nil, 0)
         }
         defer { PQclear(result) }
@@ -133,30 +149,52 @@ final class PostgresDatabase: SQLDatabase {
             guard let result else { return }
             for i in 0..<PQntuples(result) { try row(Row(.postgres(result, row: i))) }
         default:
-            throw error(result, "running \(sql.trimmingCharacters(in: .whitespacesAndNewlines).prefix(60))")
+            throw error(result, "running \(Self.context(sql))")
         }
     }
 
-    var changes: Int { lastChanges }
+    /// In a transaction, a statement whose rows nobody reads is only queued: it travels with the
+    /// next one that is read, or with COMMIT. A task's completion is about ten statements and
+    /// three round trips, not ten.
+    func perform(_ sql: String, _ bindings: [SQLValue]) throws(StoreError) {
+        guard pipelined else { return try query(sql, bindings) { _ in } }
+        try send(sql, bindings)
+        // Bounded, so that neither side's socket buffer fills while the other is not reading.
+        if queued.count >= 256 { try flush() }
+    }
 
-    /// READ COMMITTED, with the keys that must not race taken by `lockForTransaction`. A deadlock
+    /// Reading it sends what is queued. A failure found then is thrown by the transaction's next
+    /// statement or its COMMIT, so the transaction still rolls back whole.
+    var changes: Int {
+        if pipelined && !queued.isEmpty {
+            do { try flush() } catch { deferredError = deferredError ?? error }
+        }
+        return lastChanges
+    }
+
+    /// READ COMMITTED, with the keys that must not race taken by advisory locks. The transaction
+    /// runs in libpq's pipeline mode: BEGIN, the locks and the writes go out together. A deadlock
     /// the server broke is retried: the body is only database work, rolled back whole.
-    /// The advisory locks go with BEGIN in one simple-query message: one round trip, not two.
     func transaction<T>(locking keys: [String], _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
-        let begin = (["BEGIN"] + keys.map { "SELECT pg_advisory_xact_lock(hashtext(\(Self.literal($0))))" }).joined(separator: "; ")
         var attempt = 0
         while true {
             attempt += 1
-            try execute(begin)
-            inTransaction = true
+            try reconnectIfNeeded()
+            guard PQenterPipelineMode(connection) == 1 else { throw connectionError("starting a transaction") }
+            pipelined = true
             notifyAtCommit = false
             do {
+                try send("BEGIN", [])
+                for key in keys { try send("SELECT pg_advisory_xact_lock(hashtext(?))", [.text(key)]) }
                 let value = try body()
-                inTransaction = false
-                try execute(notifyAtCommit ? "\(notifyStatement); COMMIT" : "COMMIT")
+                if notifyAtCommit { try send(Self.notifyStatement, [.text(HostIdentity.current.id)]) }
+                try send("COMMIT", [])
+                try flush()
+                leavePipeline()
                 return value
             } catch {
-                inTransaction = false
+                if !queued.isEmpty { try? flush() }
+                leavePipeline()
                 if PQstatus(connection) == CONNECTION_OK { PQclear(PQexec(connection, "ROLLBACK")) }
                 if (error.sqlState == "40P01" || error.sqlState == "40001") && attempt < 5 { continue }
                 throw error
@@ -164,24 +202,115 @@ final class PostgresDatabase: SQLDatabase {
         }
     }
 
+    private func leavePipeline() {
+        PQexitPipelineMode(connection)
+        pipelined = false
+        queued = []
+        deferredError = nil
+    }
+
     /// Signed with the host's id: a host's own notifications do not wake it.
-    private var notifyStatement: String { "SELECT pg_notify('\(Self.workChannel)', \(Self.literal(HostIdentity.current.id)))" }
+    static let notifyStatement = "SELECT pg_notify('\(workChannel)', ?)"
 
     func notifyWork() throws(StoreError) {
-        if inTransaction {
+        if pipelined {
             notifyAtCommit = true
         } else {
-            try execute(notifyStatement)
+            try query(Self.notifyStatement, [.text(HostIdentity.current.id)]) { _ in }
         }
     }
 
-    /// A string literal for the few statements sent as simple queries (standard_conforming_strings
-    /// is on in every supported server, so only the quote is special).
-    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+    // MARK: Pipeline
+
+    private enum Queued {
+        case prepare(String)
+        case statement(String)
+    }
+
+    private func send(_ sql: String, _ bindings: [SQLValue]) throws(StoreError) {
+        if let deferredError { throw deferredError }
+        let name: String
+        if let known = prepared[sql] {
+            name = known
+        } else {
+            statementCount += 1
+            name = "s\(statementCount)"
+            guard PQsendPrepare(connection, name, Self.numbered(sql), 0, nil) == 1 else { throw connectionError("preparing \(Self.context(sql))") }
+            prepared[sql] = name
+            queued.append(.prepare(sql))
+        }
+        let sent = withCStrings(Self.texts(bindings)) { parameters in
+            PQsendQueryPrepared(connection, name, Int32(parameters.count), parameters, nil, nil, 0)
+        }
+        guard sent == 1 else { throw connectionError("running \(Self.context(sql))") }
+        queued.append(.statement(sql))
+    }
+
+    /// Sends what is queued with a sync point and reads every result; `row` gets the rows of the
+    /// last statement. The first failure is thrown (the statements after it did not run).
+    private func flush(_ row: (Row) throws(StoreError) -> Void = { _ in }) throws(StoreError) {
+        let items = queued
+        queued = []
+        guard PQpipelineSync(connection) == 1 else { throw connectionError("sending") }
+        var failure: StoreError?
+        for (index, item) in items.enumerated() {
+            guard let result = PQgetResult(connection) else {
+                failure = failure ?? connectionError("reading a result")
+                break
+            }
+            let status = PQresultStatus(result)
+            switch status {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+                if case .statement = item { lastChanges = Int(String(cString: PQcmdTuples(result))) ?? 0 }
+                if status == PGRES_TUPLES_OK, index == items.count - 1, failure == nil {
+                    for i in 0..<PQntuples(result) {
+                        do throws(StoreError) { try row(Row(.postgres(result, row: i))) } catch { failure = error; break }
+                    }
+                }
+            case PGRES_PIPELINE_ABORTED:
+                break  // skipped after an earlier failure
+            default:
+                switch item {
+                case .prepare(let sql):
+                    prepared[sql] = nil
+                    failure = failure ?? error(result, "preparing \(Self.context(sql))")
+                case .statement(let sql):
+                    failure = failure ?? error(result, "running \(Self.context(sql))")
+                }
+            }
+            PQclear(result)
+            // Each statement's results end with a null.
+            while let extra = PQgetResult(connection) { PQclear(extra) }
+        }
+        // The sync point's own result.
+        if let sync = PQgetResult(connection) { PQclear(sync) }
+        if let failure { throw failure }
+    }
+
+    private func connectionError(_ context: String) -> StoreError {
+        let message = String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let kind: StoreError.Kind = PQstatus(connection) == CONNECTION_OK ? .other : .cannotOpen
+        return StoreError(kind: kind, message: "\(context): \(message)", path: location)
+    }
+
+    private static func context(_ sql: String) -> Substring { sql.trimmingCharacters(in: .whitespacesAndNewlines).prefix(60) }
+
+    /// Parameters travel as text; the server casts them to the columns' types.
+    private static func texts(_ bindings: [SQLValue]) -> [String?] {
+        bindings.map { value in
+            switch value {
+            case .null: nil
+            case .integer(let v): String(v)
+            case .real(let v): "\(v)"
+            case .text(let v): v
+            }
+        }
+    }
 
     private func prepare(_ sql: String) throws(StoreError) -> String {
         if let name = prepared[sql] { return name }
-        let name = "s\(prepared.count)"
+        statementCount += 1
+        let name = "s\(statementCount)"
         let result = PQprepare(connection, name, Self.numbered(sql), 0, nil)
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw error(result, "preparing \(sql.trimmingCharacters(in: .whitespacesAndNewlines).prefix(80))") }

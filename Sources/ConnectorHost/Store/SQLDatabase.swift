@@ -25,6 +25,9 @@ protocol SQLDatabase: AnyObject {
     func execute(_ sql: String) throws(StoreError)
     /// Runs `sql` with `bindings` (`?` placeholders), calling `row` for each result row.
     func query(_ sql: String, _ bindings: [SQLValue], row: (Row) throws(StoreError) -> Void) throws(StoreError)
+    /// Runs `sql` whose rows, if any, nobody reads. On PostgreSQL, inside a transaction, it may
+    /// be sent later, with the next statement that is read; its failure then surfaces there.
+    func perform(_ sql: String, _ bindings: [SQLValue]) throws(StoreError)
     /// Rows changed by the last statement.
     var changes: Int { get }
     /// Runs `body` in one transaction that takes the write lock up front where the engine has one,
@@ -35,7 +38,7 @@ protocol SQLDatabase: AnyObject {
 }
 
 extension SQLDatabase {
-    func run(_ sql: String, _ bindings: SQLValue...) throws(StoreError) { try query(sql, bindings) { _ in } }
+    func run(_ sql: String, _ bindings: SQLValue...) throws(StoreError) { try perform(sql, bindings) }
 
     func rows<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Row) -> T) throws(StoreError) -> [T] {
         var result: [T] = []

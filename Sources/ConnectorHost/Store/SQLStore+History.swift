@@ -59,13 +59,13 @@ extension SQLStore {
     /// PostgreSQL each statement is a round trip. The last-success gauge keeps the larger value.
     static func add(_ db: any SQLDatabase, _ counts: [(name: String, labels: String, amount: Double)]) throws(StoreError) {
         let rows = Array(repeating: "(?, ?, ?)", count: counts.count).joined(separator: ", ")
-        try db.query(
+        try db.perform(
             """
             INSERT INTO metric_counters (name, labels, value) VALUES \(rows) ON CONFLICT(name, labels) DO UPDATE SET value = CASE
                 WHEN metric_counters.name = '\(lastSuccess)' THEN \(db.dialect.greatest("metric_counters.value", "excluded.value"))
                 ELSE metric_counters.value + excluded.value END
             """,
-            counts.flatMap { [SQLValue.text($0.name), .text($0.labels), .real($0.amount)] }) { _ in }
+            counts.flatMap { [SQLValue.text($0.name), .text($0.labels), .real($0.amount)] })
     }
 
     static let scanColumns =

@@ -62,6 +62,18 @@ extension SQLStore {
         }
     }
 
+    public func executionTally(scanId: String) throws(StoreError) -> ExecutionTally {
+        try locked { (db) throws(StoreError) in
+            try db.firstRow(
+                """
+                SELECT (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
+                    (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'failure'),
+                    (SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1)
+                """, [.text(scanId), .text(scanId), .text(scanId)]
+            ) { ExecutionTally(succeeded: $0.int(0), failed: $0.int(1), lastFailureError: $0.optionalText(2)) } ?? ExecutionTally()
+        }
+    }
+
     public func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int] {
         try locked { (db) throws(StoreError) in
             var counts: [FailureReason: Int] = [:]

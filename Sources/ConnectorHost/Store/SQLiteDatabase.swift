@@ -103,6 +103,8 @@ final class SQLiteDatabase: SQLDatabase {
         }
     }
 
+    func perform(_ sql: String, _ bindings: [SQLValue]) throws(StoreError) { try query(sql, bindings) { _ in } }
+
     /// Only hosts sharing a server are woken; a state file has one host.
     func notifyWork() throws(StoreError) {}
 

@@ -87,6 +87,7 @@ public protocol Store: AnyObject, Sendable {
     /// The scan's failed tasks counted by their final failure reason (RETRY_LIMIT_EXCEEDED
     /// included, which no execution reports: the host decides it).
     func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int]
+    func executionTally(scanId: String) throws(StoreError) -> ExecutionTally
     func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary]
     func runningCount() throws(StoreError) -> Int
     /// Deletes history older than `before`, keeping each task's last execution, open alerts and checkpoints.
