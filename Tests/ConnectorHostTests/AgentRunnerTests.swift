@@ -116,6 +116,18 @@ import Testing
         #expect(e.record.exitCode == 0)
     }
 
+    @Test func aResultLargerThanTheInMemoryPartComesBackWhole() async throws {
+        // About 3 MiB: past 1 MiB the host keeps stdout in an unlinked file beside the payload.
+        let state = TemporaryDirectory()
+        let e = await runAgent(makeHandler([Fixtures.agent("big-result.py")]), state: state)
+        #expect(e.record.status == .success, "\(e.record.error ?? "")")
+        let blob = try #require(e.record.result?["blob"]?.stringValue)
+        #expect(blob.utf8.count == 3_200_000)
+        #expect(blob.hasPrefix("0000000,0000001,") && blob.hasSuffix("0399999,"))
+        #expect(e.record.result?["end"] == "here")
+        assertNothingLeft(e, state: state)
+    }
+
     @Test func bothPipesFloodedAtOnce() async {
         let e = await runAgent(makeHandler([Fixtures.agent("flood-both.py")]))
         #expect(e.record.status == .success, "\(e.record.error ?? "")")

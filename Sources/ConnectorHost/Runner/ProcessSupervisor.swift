@@ -100,7 +100,7 @@ struct SupervisedRun {
     let onSpawn: @Sendable (SpawnedProcess) -> Void
     let onStderrLine: @Sendable (String) -> Void
 
-    var stdout: [UInt8] = []
+    var stdout: OutputSpool
     var stdoutBytes = 0
     var stderrTail: [UInt8] = []
     var partialLine: [UInt8] = []
@@ -111,6 +111,8 @@ struct SupervisedRun {
         self.cancelFD = cancelFD
         self.onSpawn = onSpawn
         self.onStderrLine = onStderrLine
+        let payloadDirectory = spec.stdinPath.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }
+        stdout = OutputSpool(directory: payloadDirectory.flatMap { $0.isEmpty ? nil : $0 } ?? (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"))
     }
 
     mutating func execute() -> Result<ProcessOutcome, LaunchFailure> {
@@ -155,6 +157,9 @@ struct SupervisedRun {
         var signal: Int32 = -1
         _ = ch_wait(pid, 1, 1, &code, &signal)
         _ = ProcessSupervisor.activeAgents.withLock { $0.remove(pid) }
+        // Past the cap the output is not used: it is not read back.
+        if stoppedBy == .outputCap { stdout.discard() }
+        let stdout = stdout.take()
         return .success(
             ProcessOutcome(
                 process: process, termination: termination.status, stoppedBy: stoppedBy, stdout: stdout, stdoutBytes: stdoutBytes,
@@ -243,9 +248,8 @@ struct SupervisedRun {
         if stoppedBy == .outputCap { return }
         let room = spec.maxOutputBytes - stdout.count
         if chunk.count <= room {
-            stdout.append(contentsOf: chunk)
+            stdout.append(chunk)
         } else {
-            stdout.append(contentsOf: chunk.prefix(room))
             // Over the cap: no grace, the output is already unusable.
             stoppedBy = .outputCap
             killAt = nil
