@@ -232,12 +232,7 @@ public final class Scheduler: Sendable {
                 let perConnection = max(16, registry.concurrency * 4)
                 let ready = try await store { (s) throws(StoreError) in try s.readyTasks(now: Date(), perConnection: perConnection) }
                 state.candidates = ready.filter { isSelected($0.connectionId, registry: registry, options: state.options) }
-                if store.store.isShared && state.candidates.count > 1 {
-                    // Hosts sharing the state read the same list in the same order; each starting
-                    // at its own place keeps them from claiming the same task one after another.
-                    let offset = Int.random(in: 0..<state.candidates.count)
-                    state.candidates = Array(state.candidates[offset...] + state.candidates[..<offset])
-                }
+                if store.store.isShared { state.candidates = state.candidates.rotatedAtRandom() }
                 state.candidatesStale = false
                 state.queuedElsewhere = false
                 state.mayHaveMore = ready.count >= perConnection
@@ -303,13 +298,9 @@ public final class Scheduler: Sendable {
         var schedules = try await store { (s) throws(StoreError) in try s.schedules() }
         let states = try await store { (s) throws(StoreError) in try s.connections(includeDeleted: false) }
         let active = Set(states.filter { $0.state == .active }.map(\.id))
-        let shared = store.store.isShared
-        if shared && schedules.count > 1 {
-            // Hosts starting together would otherwise queue up behind each other's row locks,
-            // schedule after schedule; from different places they open different scans.
-            let offset = Int.random(in: 0..<schedules.count)
-            schedules = Array(schedules[offset...] + schedules[..<offset])
-        }
+        // Hosts starting together would otherwise queue up behind each other's row locks,
+        // schedule after schedule; from different places they open different scans.
+        if store.store.isShared { schedules = schedules.rotatedAtRandom() }
         var position = 0
         while position < schedules.count {
             let schedule = schedules[position]

@@ -63,13 +63,9 @@ extension SQLStore {
                 guard let free = try Self.claimable(db, taskId: taskId, options: options, now: now) else { return nil }
                 id = free
             }
-            try db.run(
-                """
-                UPDATE tasks SET state = 'running', execution_id = ?, host_pid = ?, host_start = ?, agent_pid = NULL, agent_pgid = NULL,
-                    agent_start = NULL, host_id = ?, host_machine = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
-                WHERE id = ? AND state IN ('queued', 'snoozed')
-                """, .text(executionId), .int(Int(owner.hostPid)), .int(Int(owner.hostStartTicks)), .optional(owner.hostId), .optional(owner.machine),
-                .date(now.addingTimeInterval(options.leaseSeconds)), .date(now), .date(now), .text(id))
+            try db.perform(
+                "UPDATE tasks SET \(Self.claimAssignments) WHERE id = ? AND state IN ('queued', 'snoozed')",
+                Self.claimValues(executionId: executionId, owner: owner, options: options, now: now) + [.text(id)])
             guard db.changes == 1 else { return nil }
             guard var task = try db.firstRow("SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", [.text(id)], Self.task) else { return nil }
             if task.parentTaskId == nil {
@@ -80,18 +76,27 @@ extension SQLStore {
         }
     }
 
-    /// On a shared state, with no limit to count: each attempt is one statement that takes the
-    /// row with SKIP LOCKED and returns it, instead of a transaction of five round trips.
-    static func claimUnlimited(_ db: any SQLDatabase, taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
-        let set: [SQLValue] = [
+    /// What a claim sets on the task's row; `claimValues` fills the placeholders.
+    static let claimAssignments = """
+        state = 'running', execution_id = ?, host_pid = ?, host_start = ?, agent_pid = NULL, agent_pgid = NULL, agent_start = NULL,
+            host_id = ?, host_machine = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
+        """
+
+    static func claimValues(executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) -> [SQLValue] {
+        [
             .text(executionId), .int(Int(owner.hostPid)), .int(Int(owner.hostStartTicks)), .optional(owner.hostId), .optional(owner.machine),
             .date(now.addingTimeInterval(options.leaseSeconds)), .date(now), .date(now),
         ]
+    }
+
+    /// On a shared state, with no limit to count: each attempt is one statement that takes the
+    /// row with SKIP LOCKED and returns it, instead of a transaction of five round trips.
+    static func claimUnlimited(_ db: any SQLDatabase, taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
+        let set = claimValues(executionId: executionId, owner: owner, options: options, now: now)
         func take(_ pick: String, _ bindings: [SQLValue]) throws(StoreError) -> StoredTask? {
             try db.firstRow(
                 """
-                UPDATE tasks SET state = 'running', execution_id = ?, host_pid = ?, host_start = ?, agent_pid = NULL, agent_pgid = NULL,
-                    agent_start = NULL, host_id = ?, host_machine = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
+                UPDATE tasks SET \(claimAssignments)
                 WHERE id = (\(pick)) AND state IN ('queued', 'snoozed')
                 RETURNING \(taskColumns), (SELECT metadata FROM checkpoints c WHERE c.connection_id = tasks.connection_id AND c.task_type = tasks.task_type)
                 """, set + bindings
