@@ -204,4 +204,23 @@ import Testing
         #expect(a == DeterministicID.childTaskId(appId: "app", scanId: "s", parentTaskId: "p", key: "folder:a"))
         #expect(a != DeterministicID.childTaskId(appId: "app", scanId: "s2", parentTaskId: "p", key: "folder:a"))
     }
+
+    @Test func randomIdsAreVersion7AndSortByTheTimeTheyWereMade() throws {
+        let before = UInt64(Date().timeIntervalSince1970 * 1000)
+        let first = DeterministicID.random()
+        usleep(2_000)
+        let later = (0..<100).map { _ in DeterministicID.random() }
+        let after = UInt64(Date().timeIntervalSince1970 * 1000)
+        for id in [first] + later {
+            let uuid = try #require(UUID(uuidString: id), "\(id) is not a UUID")
+            #expect(id == uuid.uuidString.lowercased())
+            #expect(uuid.uuid.6 >> 4 == 7, "version nibble of \(id)")
+            #expect(uuid.uuid.8 >> 6 == 0b10, "variant bits of \(id)")
+            let hex = id.replacingOccurrences(of: "-", with: "").prefix(12)
+            let milliseconds = try #require(UInt64(hex, radix: 16))
+            #expect(milliseconds >= before && milliseconds <= after)
+        }
+        #expect(later.allSatisfy { $0 > first })
+        #expect(Set(later).count == later.count)
+    }
 }

@@ -91,6 +91,28 @@ extension HostProcessTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func ticksOpenedTogetherAreAnsweredInOrder(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let next = now.addingTimeInterval(3600)
+        let roots = try ["a", "b", "c"].map { try seed(store, $0, now: now) }
+        // "b" already has an open scan: its tick is a skip, the others open scans.
+        guard case .opened(let open) = try store.openScan(
+            connectionId: "b", taskType: Self.type, handler: "h", rootTaskId: roots[1], trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        else { Issue.record("expected a scan for b"); return }
+        let ticks = zip(["a", "b", "c"], roots).map { ScheduledTick(connectionId: $0, taskType: Self.type, handler: "h", rootTaskId: $1, dueAt: now, nextDue: next) }
+        let openings = try store.openScans(ticks, now: now)
+        #expect(openings.count == 3)
+        guard case .opened(let scanA) = openings[0], case .opened(let scanC) = openings[2] else { Issue.record("expected scans for a and c, got \(openings)"); return }
+        #expect(openings[1] == .skipped(openScanId: open))
+        #expect(Set([scanA, scanC, open]).count == 3)
+        #expect(try store.queueDepth() == 3)
+        // Every schedule moved on, the skipped one too; asked again, each tick is already taken.
+        #expect(try store.schedules().allSatisfy { $0.nextDueAt.map { abs($0.timeIntervalSince(next)) < 0.001 } == true })
+        #expect(try store.openScans(ticks, now: now) == Array(repeating: .alreadyEnqueued, count: 3))
+    }
+
+    @Test(arguments: Backend.allCases)
     func checkpointCommitsOnlyWhenTheWholeScanSucceeded(_ backend: Backend) throws {
         let (store, _) = try fresh(backend)
         let now = Date()

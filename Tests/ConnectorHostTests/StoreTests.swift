@@ -25,6 +25,28 @@ extension HostProcessTests {
             }
         }
 
+        /// Migration 5 rebuilds the counters table keyed by labels first: a state written by the
+        /// previous schema keeps every counter, and counting goes on from where it was.
+        @Test func countersSurviveTheMoveToALabelsFirstKey() throws {
+            let directory = TemporaryDirectory()
+            let path = directory.path + "/v4.sqlite"
+            let total = "connector_host_task_executions_total"
+            let labels = "connection=\"c\",type=\"t\",status=\"success\""
+            do {
+                let old = try SQLiteDatabase(path: path)
+                for migration in Schema.sqlite.prefix(4) { try old.execute(migration) }
+                try old.execute("PRAGMA user_version = 4")
+                try old.execute("INSERT INTO metric_counters (name, labels, value) VALUES ('\(total)', '\(labels)', 41), ('other', 'x=\"1\"', 7)")
+            }
+            let store = try SQLStore(path: path)
+            try store.transaction { (db) throws(StoreError) in try SQLStore.add(db, [(name: total, labels: labels, amount: 1)]) }
+            let samples = try store.metricSamples()
+            #expect(samples.map(\.name) == ["connector_host_task_executions_total", "other"])
+            #expect(samples.map(\.value) == [42, 7])
+            let version = try SQLiteDatabase(path: path).firstRow("PRAGMA user_version", []) { $0.int(0) }
+            #expect(version == Schema.sqlite.count)
+        }
+
         /// At-least-once: when a parent is delivered again and asks for a child that already
         /// completed, the child is recorded as skipped, not run again (the `completed` short-circuit).
         @Test func redeliveredChildThatCompletedIsSkippedNotRun() throws {

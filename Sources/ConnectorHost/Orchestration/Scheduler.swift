@@ -301,41 +301,50 @@ public final class Scheduler: Sendable {
         // Hosts starting together would otherwise queue up behind each other's row locks,
         // schedule after schedule; from different places they open different scans.
         if store.store.isShared { schedules = schedules.rotatedAtRandom() }
+        // A state file opens many ticks per commit; a shared state one at a time, so a tick
+        // another host enqueued first is noticed before the rest are raced for.
+        let batchSize = store.store.isShared ? 1 : 256
         var position = 0
         while position < schedules.count {
-            let schedule = schedules[position]
-            position += 1
-            guard let due = schedule.nextDueAt, active.contains(schedule.connectionId),
-                isSelected(schedule.connectionId, registry: registry, options: options),
-                let connection = registry.connections[schedule.connectionId],
-                let spec = connection.tasks.first(where: { $0.type == schedule.taskType })
-            else { continue }
-            guard due <= now else {
-                nextDue = min(nextDue ?? due, due)
-                continue
+            var ticks: [ScheduledTick] = []
+            while position < schedules.count && ticks.count < batchSize {
+                let schedule = schedules[position]
+                position += 1
+                guard let due = schedule.nextDueAt, active.contains(schedule.connectionId),
+                    isSelected(schedule.connectionId, registry: registry, options: options),
+                    let connection = registry.connections[schedule.connectionId],
+                    let spec = connection.tasks.first(where: { $0.type == schedule.taskType })
+                else { continue }
+                guard due <= now else {
+                    nextDue = min(nextDue ?? due, due)
+                    continue
+                }
+                let next = spec.schedule.nextDue(previousDue: due, now: now)
+                if let next { nextDue = min(nextDue ?? next, next) }
+                ticks.append(
+                    ScheduledTick(connectionId: schedule.connectionId, taskType: schedule.taskType, handler: connection.handler, rootTaskId: schedule.rootTaskId, dueAt: due, nextDue: next))
             }
-            let next = spec.schedule.nextDue(previousDue: due, now: now)
-            if let next { nextDue = min(nextDue ?? next, next) }
-            let opening = try await store { (s) throws(StoreError) in
-                try s.openScan(
-                    connectionId: schedule.connectionId, taskType: schedule.taskType, handler: connection.handler, rootTaskId: schedule.rootTaskId,
-                    trigger: .schedule, dueAt: due, nextDue: next, now: now)
-            }
-            switch opening {
-            case .opened(let scanId):
-                summary.opened.append(scanId)
-                logger.info("\(schedule.connectionId)/\(schedule.taskType)", "scan opened", ["scan": scanId, "due": Timestamp.iso8601(due)])
-            case .alreadyEnqueued:
-                logger.debug("\(schedule.connectionId)/\(schedule.taskType)", "tick enqueued by another host")
-                // Another host is working through the same list: re-read the rest, so the ticks it
-                // has enqueued meanwhile are seen as not due instead of raced for one by one.
-                let fresh = try await store { (s) throws(StoreError) in try s.schedules() }
-                let byKey = Dictionary(fresh.map { ([$0.connectionId, $0.taskType], $0) }, uniquingKeysWith: { first, _ in first })
-                schedules = schedules[position...].compactMap { byKey[[$0.connectionId, $0.taskType]] }
-                position = 0
-            case .skipped(let open):
-                summary.skippedTicks += 1
-                logger.warning("\(schedule.connectionId)/\(schedule.taskType)", "tick skipped: previous scan still running", ["scan": open])
+            if ticks.isEmpty { continue }
+            let batch = ticks
+            let openings = try await store { (s) throws(StoreError) in try s.openScans(batch, now: now) }
+            for (tick, opening) in zip(ticks, openings) {
+                let name = "\(tick.connectionId)/\(tick.taskType)"
+                switch opening {
+                case .opened(let scanId):
+                    summary.opened.append(scanId)
+                    logger.info(name, "scan opened", ["scan": scanId, "due": Timestamp.iso8601(tick.dueAt)])
+                case .alreadyEnqueued:
+                    logger.debug(name, "tick enqueued by another host")
+                    // Another host is working through the same list: re-read the rest, so the ticks it
+                    // has enqueued meanwhile are seen as not due instead of raced for one by one.
+                    let fresh = try await store { (s) throws(StoreError) in try s.schedules() }
+                    let byKey = Dictionary(fresh.map { ([$0.connectionId, $0.taskType], $0) }, uniquingKeysWith: { first, _ in first })
+                    schedules = schedules[position...].compactMap { byKey[[$0.connectionId, $0.taskType]] }
+                    position = 0
+                case .skipped(let open):
+                    summary.skippedTicks += 1
+                    logger.warning(name, "tick skipped: previous scan still running", ["scan": open])
+                }
             }
         }
         return nextDue

@@ -266,39 +266,67 @@ public final class SQLStore: Store, @unchecked Sendable {
         // the same tick), so a host that lost that race returns without waiting for the lock.
         let lock = "scan:\(connectionId)/\(taskType)"
         return try transaction(locking: dueAt == nil ? [lock] : []) { (db) throws(StoreError) -> ScanOpening in
-            if let dueAt {
-                // Only if the tick is still pending: hosts sharing the state all see it due, and
-                // the first to move the schedule on enqueues it.
-                try db.run(
-                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt), .date(nextDue),
-                    .text(connectionId), .text(taskType), .date(dueAt))
-                if db.changes == 0 { return .alreadyEnqueued }
-                try db.lockForTransaction(lock)
-            }
-            if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
-                let record = TaskRecord(
-                    taskId: rootTaskId, taskExecutionId: DeterministicID.random(), scanId: open, parentTaskId: nil, connectionId: connectionId, handler: handler,
-                    type: taskType, trigger: trigger, status: .skipped, failureReason: nil, exitCode: nil, signal: nil, timedOut: false, startedAt: now,
-                    durationMs: 0, attempt: 0, result: nil, error: "previous scan still running (scan \(open))", stderrTail: "")
-                try Self.insertExecution(db, record, stats: nil)
-                return .skipped(openScanId: open)
-            }
-            let scanId = DeterministicID.random()
-            try db.run(
-                "INSERT INTO scans (id, connection_id, task_type, root_task_id, trigger, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)", .text(scanId),
-                .text(connectionId), .text(taskType), .text(rootTaskId), .text(trigger.rawValue), .date(now))
-            try db.run(
-                """
-                INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, attempt, next_run_at, created_at, updated_at)
-                VALUES (?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
-                    next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
-                    agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
-                    interruptions = 0, updated_at = excluded.updated_at
-                """, .text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now))
-            try db.notifyWork()
-            return .opened(scanId: scanId)
+            try Self.openScan(
+                db, connectionId: connectionId, taskType: taskType, handler: handler, rootTaskId: rootTaskId, trigger: trigger, dueAt: dueAt, nextDue: nextDue,
+                now: now)
         }
+    }
+
+    public func openScans(_ ticks: [ScheduledTick], now: Date) throws(StoreError) -> [ScanOpening] {
+        func open(_ db: any SQLDatabase, _ tick: ScheduledTick) throws(StoreError) -> ScanOpening {
+            try Self.openScan(
+                db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: .schedule,
+                dueAt: tick.dueAt, nextDue: tick.nextDue, now: now)
+        }
+        if isShared {
+            var openings: [ScanOpening] = []
+            for tick in ticks { openings.append(try transaction { (db) throws(StoreError) in try open(db, tick) }) }
+            return openings
+        }
+        return try transaction { (db) throws(StoreError) -> [ScanOpening] in
+            var openings: [ScanOpening] = []
+            for tick in ticks { openings.append(try open(db, tick)) }
+            return openings
+        }
+    }
+
+    /// The body of `openScan`, inside the caller's transaction.
+    private static func openScan(
+        _ db: any SQLDatabase, connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?,
+        now: Date
+    ) throws(StoreError) -> ScanOpening {
+        if let dueAt {
+            // Only if the tick is still pending: hosts sharing the state all see it due, and
+            // the first to move the schedule on enqueues it.
+            try db.run(
+                "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt), .date(nextDue),
+                .text(connectionId), .text(taskType), .date(dueAt))
+            if db.changes == 0 { return .alreadyEnqueued }
+            try db.lockForTransaction("scan:\(connectionId)/\(taskType)")
+        }
+        if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
+            let record = TaskRecord(
+                taskId: rootTaskId, taskExecutionId: DeterministicID.random(), scanId: open, parentTaskId: nil, connectionId: connectionId, handler: handler,
+                type: taskType, trigger: trigger, status: .skipped, failureReason: nil, exitCode: nil, signal: nil, timedOut: false, startedAt: now,
+                durationMs: 0, attempt: 0, result: nil, error: "previous scan still running (scan \(open))", stderrTail: "")
+            try insertExecution(db, record, stats: nil)
+            return .skipped(openScanId: open)
+        }
+        let scanId = DeterministicID.random()
+        try db.run(
+            "INSERT INTO scans (id, connection_id, task_type, root_task_id, trigger, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)", .text(scanId),
+            .text(connectionId), .text(taskType), .text(rootTaskId), .text(trigger.rawValue), .date(now))
+        try db.run(
+            """
+            INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, attempt, next_run_at, created_at, updated_at)
+            VALUES (?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
+                next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
+                agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
+                interruptions = 0, updated_at = excluded.updated_at
+            """, .text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now))
+        try db.notifyWork()
+        return .opened(scanId: scanId)
     }
 
     // MARK: Checkpoints

@@ -1,6 +1,6 @@
 /// The state schema, as numbered migrations applied at open (SQLite's `PRAGMA user_version`, or
-/// `schema_version` in PostgreSQL's `meta`, counts them). Never edit a shipped migration: add the
-/// next one, to both lists.
+/// `schema_version` in PostgreSQL's `meta`, counts them; each list is numbered on its own). Never
+/// edit a shipped migration: add the next one, to each list it concerns.
 enum Schema {
     static func migrations(_ dialect: SQLDialect) -> [String] { dialect == .sqlite ? sqlite : postgres }
 
@@ -175,6 +175,20 @@ enum Schema {
             heartbeat_at REAL NOT NULL,
             stopped_at REAL
         );
+        """,
+        // 5: counters keyed by labels first, without a rowid. One completion's counters (the
+        // total, the histogram's buckets, the last success of its connection) then share a page
+        // instead of sitting one page per counter name, twice (table and key index).
+        """
+        CREATE TABLE metric_counters_by_labels (
+            labels TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (labels, name)
+        ) WITHOUT ROWID;
+        INSERT INTO metric_counters_by_labels (labels, name, value) SELECT labels, name, value FROM metric_counters;
+        DROP TABLE metric_counters;
+        ALTER TABLE metric_counters_by_labels RENAME TO metric_counters;
         """,
     ]
 

@@ -217,6 +217,25 @@ public struct CompletionResult: Sendable, Equatable {
     public var closedScan: ScanSummary?
 }
 
+/// A schedule's tick that is due: what `openScans` needs to open its scan and move it on.
+public struct ScheduledTick: Sendable, Equatable {
+    public var connectionId: String
+    public var taskType: String
+    public var handler: String
+    public var rootTaskId: String
+    public var dueAt: Date
+    public var nextDue: Date?
+
+    public init(connectionId: String, taskType: String, handler: String, rootTaskId: String, dueAt: Date, nextDue: Date?) {
+        self.connectionId = connectionId
+        self.taskType = taskType
+        self.handler = handler
+        self.rootTaskId = rootTaskId
+        self.dueAt = dueAt
+        self.nextDue = nextDue
+    }
+}
+
 /// The result of asking for a root tick.
 public enum ScanOpening: Sendable, Equatable {
     case opened(scanId: String)
