@@ -36,15 +36,12 @@ public enum ProcFS {
         return bytes.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(wanted) }
     }
 
-    /// Direct children of this process, across all its threads.
-    public static func childrenOfSelf() -> [Int32] {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-        var result: [Int32] = []
-        for tid in tasks {
-            guard let text = readSmallFile("/proc/self/task/\(tid)/children") else { continue }
-            result.append(contentsOf: text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-        }
-        return result
+    /// Orphans re-parented to this process (a child subreaper). The kernel hands them to the
+    /// first live thread of the group, the main thread, which lives as long as the process: one
+    /// file to read instead of one per thread. (Agents are children of their supervisor threads.)
+    public static func adoptedOrphans() -> [Int32] {
+        guard let text = readSmallFile("/proc/self/task/\(getpid())/children") else { return [] }
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     /// Every pid on the machine (for scans that look for a marker in environments).

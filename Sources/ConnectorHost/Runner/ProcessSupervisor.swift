@@ -13,7 +13,7 @@ import Synchronization
 /// while a grandchild holds the pipes, deadlocks on large output when waited on before reading,
 /// polls for exit, and leaves SIGPIPE ignored in the child (README, "Design").
 ///
-/// Each run has one owner: a dedicated thread that spawns with `posix_spawn` (own process group,
+/// Each run has one owner: a thread of its own (`SupervisorThreads`) that spawns with `posix_spawn` (own process group,
 /// default signals, empty mask, only fds 0/1/2), then runs a single `poll` over stdout, stderr, a
 /// pidfd (exit, even if descendants keep the pipes) and a cancel pipe. The async caller awaits a
 /// continuation, so the cooperative pool never blocks on a child.
@@ -37,7 +37,7 @@ public enum ProcessSupervisor {
         let result: Result<ProcessOutcome, LaunchFailure> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let readFD = cancel.readFD
-                Thread.detachNewThread {
+                SupervisorThreads.shared.run {
                     var run = SupervisedRun(spec: spec, cancelFD: readFD, onSpawn: onSpawn, onStderrLine: onStderrLine)
                     continuation.resume(returning: run.execute())
                 }

@@ -21,7 +21,9 @@ enum StrayReaper {
         var killed = 0
         for _ in 0..<64 {
             var found = false
-            for child in ProcFS.childrenOfSelf() where child != agent {
+            for child in ProcFS.adoptedOrphans() where child != agent {
+                // Defensive: agents are children of their supervisor threads, not of the main one.
+                if ProcessSupervisor.activeAgents.withLock({ $0.contains(child) }) { continue }
                 guard let stat = ProcFS.stat(child) else { continue }
                 if stat.isZombie {
                     reapIfStray(child, stat: stat, hostGroup: hostGroup)
@@ -30,8 +32,6 @@ enum StrayReaper {
                 let ours = killedGroups.contains(stat.processGroup) || killedGroups.contains(stat.session)
                     || ProcFS.environment(of: child, contains: marker)
                 guard ours else { continue }
-                let isAgent = ProcessSupervisor.activeAgents.withLock { $0.contains(child) }
-                if isAgent { continue }
                 _ = kill(child, SIGKILL)
                 if stat.processGroup != hostGroup && stat.processGroup > 1 {
                     _ = killpg(stat.processGroup, SIGKILL)

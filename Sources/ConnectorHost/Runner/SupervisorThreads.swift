@@ -1,0 +1,69 @@
+import Foundation
+
+/// The threads that supervise agents, kept parked between runs.
+///
+/// Each running agent has one thread of its own from spawn to reap (it blocks in `poll`, so it
+/// cannot be a thread of the async pool). Starting a fresh thread per agent cost a clone, a stack
+/// mapping and its teardown every time: a tenth of the host's time on no-op agents. A finished
+/// thread waits here for the next agent instead, and leaves after a while without one.
+final class SupervisorThreads: @unchecked Sendable {
+    static let shared = SupervisorThreads(idleSeconds: 30)
+
+    private let idleSeconds: Double
+    // All below guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+    private var parked = 0
+    /// Parked threads already told to wake for a job (so two jobs never count on one thread).
+    private var wakeups = 0
+    private var started = 0
+
+    init(idleSeconds: Double) { self.idleSeconds = idleSeconds }
+
+    /// Runs `job` on a supervisor thread: a parked one if any, else a new one.
+    func run(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        let wakeParked = parked > wakeups
+        if wakeParked {
+            wakeups += 1
+            condition.signal()
+        }
+        if !wakeParked { started += 1 }
+        condition.unlock()
+        if !wakeParked {
+            let thread = Thread { [self] in work() }
+            thread.name = "agent-supervisor"
+            thread.start()
+        }
+    }
+
+    /// Threads started so far, and threads parked now (for tests).
+    var counts: (started: Int, parked: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (started, parked)
+    }
+
+    private func work() {
+        condition.lock()
+        while true {
+            if !jobs.isEmpty {
+                let job = jobs.removeFirst()
+                condition.unlock()
+                job()
+                condition.lock()
+                continue
+            }
+            parked += 1
+            let signalled = condition.wait(until: Date(timeIntervalSinceNow: idleSeconds))
+            parked -= 1
+            if wakeups > 0 {
+                wakeups -= 1
+            } else if !signalled && jobs.isEmpty {
+                break
+            }
+        }
+        condition.unlock()
+    }
+}
