@@ -190,6 +190,11 @@ enum Schema {
         DROP TABLE metric_counters;
         ALTER TABLE metric_counters_by_labels RENAME TO metric_counters;
         """,
+        // 6: a connection's successful scans, newest first, for the alert rules that compare a
+        // closing scan with the ones before it. Without it each scan's close read every scan kept.
+        """
+        CREATE INDEX scans_successful ON scans(connection_id, task_type, ended_at) WHERE status = 'success';
+        """,
     ]
 
     /// PostgreSQL starts at the schema SQLite reached in 4 steps, with its own types: identity
@@ -357,6 +362,10 @@ enum Schema {
             heartbeat_at DOUBLE PRECISION NOT NULL,
             stopped_at DOUBLE PRECISION
         );
+        """,
+        // 2: as SQLite's 6, a connection's successful scans for the alert rules.
+        """
+        CREATE INDEX scans_successful ON scans(connection_id, task_type, ended_at) WHERE status = 'success';
         """,
     ]
 }
