@@ -26,6 +26,10 @@ import Testing
         done.wait()
         #expect(ran.withLock { $0 } == 8)
         #expect(threads.counts.started == 8)
+        // A thread counts as free once it has parked (just after its job it is still on its way).
+        let deadline = Date().addingTimeInterval(10)
+        while threads.counts.parked < 8 && Date() < deadline { usleep(1_000) }
+        #expect(threads.counts.parked == 8)
 
         for _ in 0..<20 {
             let one = DispatchSemaphore(value: 0)
@@ -41,7 +45,9 @@ import Testing
         let one = DispatchSemaphore(value: 0)
         threads.run { one.signal() }
         one.wait()
+        // It parks after its job, then leaves when the idle time is over.
         let deadline = Date().addingTimeInterval(10)
+        while threads.counts.parked == 0 && Date() < deadline { usleep(1_000) }
         while threads.counts.parked > 0 && Date() < deadline { usleep(10_000) }
         #expect(threads.counts.parked == 0)
         let again = DispatchSemaphore(value: 0)
