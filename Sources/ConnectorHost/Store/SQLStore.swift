@@ -264,8 +264,7 @@ public final class SQLStore: Store, @unchecked Sendable {
         // One open scan per connection and type: a trigger and a tick racing for it are serialised
         // by this lock. A tick first moves its schedule on (the row lock orders hosts racing for
         // the same tick), so a host that lost that race returns without waiting for the lock.
-        let lock = "scan:\(connectionId)/\(taskType)"
-        return try transaction(locking: dueAt == nil ? [lock] : []) { (db) throws(StoreError) -> ScanOpening in
+        return try transaction(locking: dueAt == nil ? [Self.openScanLock(connectionId, taskType)] : []) { (db) throws(StoreError) -> ScanOpening in
             try Self.openScan(
                 db, connectionId: connectionId, taskType: taskType, handler: handler, rootTaskId: rootTaskId, trigger: trigger, dueAt: dueAt, nextDue: nextDue,
                 now: now)
@@ -290,6 +289,10 @@ public final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
+    /// The advisory lock that serialises opening a scan of one connection and type (a trigger
+    /// takes it with BEGIN, a tick after moving its schedule on): both must name the same key.
+    private static func openScanLock(_ connectionId: String, _ taskType: String) -> String { "scan:\(connectionId)/\(taskType)" }
+
     /// The body of `openScan`, inside the caller's transaction.
     private static func openScan(
         _ db: any SQLDatabase, connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?,
@@ -302,7 +305,7 @@ public final class SQLStore: Store, @unchecked Sendable {
                 "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt), .date(nextDue),
                 .text(connectionId), .text(taskType), .date(dueAt))
             if db.changes == 0 { return .alreadyEnqueued }
-            try db.lockForTransaction("scan:\(connectionId)/\(taskType)")
+            try db.lockForTransaction(openScanLock(connectionId, taskType))
         }
         if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
             let record = TaskRecord(
