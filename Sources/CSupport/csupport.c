@@ -62,6 +62,14 @@ int ch_pidfd_open(pid_t pid) {
 #endif
 }
 
+void ch_name_thread(const char *name) {
+#ifdef __linux__
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+#else
+    (void)name;
+#endif
+}
+
 int ch_set_child_subreaper(void) {
 #ifdef __linux__
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

@@ -26,6 +26,30 @@ extension HostProcessTests {
             #expect(c.executions().count == 1)
         }
 
+        /// The scheduler hands a candidate to a supervisor thread, which claims it there: a task
+        /// that cannot be claimed runs nothing and answers nil; one that can runs and is committed.
+        @Test func claimAndExecuteRunsOnlyWhatItClaims() async throws {
+            let host = HostFixture()
+            let h = HostFixture(connections: ["c": (fields(host), Self.incremental)])
+            #expect(h.run(["trigger", "c"]).status == 0)
+            let registry = try RegistryLoader.load(file: h.config)
+            let store = try h.store()
+            let executor = TaskExecutor(
+                store: StoreAccess(store), runner: AgentRunner(appId: store.appId, stateDirectory: registry.localDirectory, logger: .silent), logger: .silent)
+            let root = DeterministicID.rootTaskId(appId: store.appId, connectionId: "c", taskType: "entity_ingestion_incremental")
+            func claim(_ id: String) async throws -> FinishedTask? {
+                try await executor.claimAndExecute(taskId: id, executionId: DeterministicID.random(), owner: .current, options: ClaimOptions(), registry: registry)
+            }
+            #expect(try await claim("no-such-task") == nil)
+            #expect(host.executions().isEmpty)
+            let finished = try #require(try await claim(root))
+            #expect(finished.record.status == .success)
+            #expect(finished.completion.closedScan?.status == .success)
+            #expect(try store.task(id: root)?.state == .succeeded)
+            #expect(try await claim(root) == nil, "a finished task is not claimed again")
+            #expect(host.executions().count == 1)
+        }
+
         @Test func fanOutWithChildrenCheckpointAndDedupe() throws {
             let host = HostFixture()
             let f: JSONObject = [

@@ -15,6 +15,9 @@ int ch_pidfd_open(pid_t pid);
 /// Makes orphaned descendants re-parent to this process instead of init. 0 or -1.
 int ch_set_child_subreaper(void);
 
+/// Names the calling thread for `top -H`, `ps -L` and `perf` (Linux; a no-op elsewhere).
+void ch_name_thread(const char *name);
+
 /// waitid(P_PID) for an exited child. `reap`: 0 leaves it a zombie (WNOWAIT), 1 reaps it.
 /// `block`: 0 returns at once. Returns 1 when it exited (with *exited_code or *signal set; the
 /// other is -1), 0 when it is still running, -1 with errno on error.

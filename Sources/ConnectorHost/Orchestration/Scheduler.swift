@@ -91,8 +91,13 @@ public final class Scheduler: Sendable {
     }
 
     enum Event: Sendable {
-        case finished(FinishedTask, connection: String)
-        case failedToRecord(StoreError, taskId: String, connection: String)
+        /// `slot`: the candidate's id, which holds the slot; the task run can be another of the
+        /// same connection (`ClaimOptions.orNextOf`).
+        case finished(FinishedTask, slot: String, connection: String)
+        /// The candidate (and every other of its connection) was taken by another host, a limit
+        /// was reached, or it is no longer runnable.
+        case notClaimed(slot: String, connection: String)
+        case failedToRecord(StoreError, slot: String, connection: String)
         case timer(Date)
         case signal(Int32?)
         case graceExpired
@@ -143,8 +148,13 @@ public final class Scheduler: Sendable {
                     }
                     guard let event = await group.next() else { break }
                     switch event {
-                    case .finished(let finished, let connection):
-                        state.release(finished.record.taskId, connection: connection, handler: finished.handler)
+                    case .notClaimed(let slot, let connection):
+                        state.release(slot, connection: connection, handler: nil)
+                        // On a shared state the other hosts are working through the same list:
+                        // read what is still free rather than walk into their wake.
+                        if store.store.isShared { state.candidatesStale = true }
+                    case .finished(let finished, let slot, let connection):
+                        state.release(slot, connection: connection, handler: nil)
                         summary.record(finished)
                         state.done += 1
                         if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
@@ -156,9 +166,9 @@ public final class Scheduler: Sendable {
                             state.notify(operations, group: &group)
                         }
                         await report(&state)
-                    case .failedToRecord(let error, let taskId, let connection):
-                        state.release(taskId, connection: connection, handler: nil)
-                        logger.error("store", "could not record the end of task \(taskId): \(error); it will be recovered at the next start")
+                    case .failedToRecord(let error, let slot, let connection):
+                        state.release(slot, connection: connection, handler: nil)
+                        logger.error("store", "could not record the claim or the end of a task of \(connection) (candidate \(slot)): \(error); a task left running is recovered at the next start")
                         throw error
                     case .timer(let at):
                         if state.timer == at { state.timer = nil }
@@ -250,24 +260,19 @@ public final class Scheduler: Sendable {
             let executionId = DeterministicID.random()
             let owner = TaskOwner.current
             let claim = claimOptions(for: candidate, registry: registry)
-            guard let task = try await store({ (s) throws(StoreError) in try s.claim(taskId: candidate.id, executionId: executionId, owner: owner, options: claim, now: Date()) })
-            else {
-                // Another host took it (and every other of its connection), a limit is reached, or
-                // it is no longer runnable. On a shared state the other hosts are working through
-                // the same list: read what is still free rather than walk into their wake.
-                if store.store.isShared { state.candidatesStale = true }
-                continue
-            }
-            let handler = registry.connections[task.connectionId]?.handler
-            state.start(task.id, connection: task.connectionId, handler: handler)
+            // The claim is made on the agent's supervisor thread, so picking the next candidate
+            // never waits for the store. The slot counts as taken until the claim answers.
+            let connection = candidate.connectionId
+            state.start(candidate.id, connection: connection, handler: registry.connections[connection]?.handler)
             await report(&state)
             let executor = self.executor
             group.addTask {
                 do throws(StoreError) {
-                    let finished = try await executor.execute(task, executionId: executionId, registry: registry)
-                    return .finished(finished, connection: task.connectionId)
+                    guard let finished = try await executor.claimAndExecute(taskId: candidate.id, executionId: executionId, owner: owner, options: claim, registry: registry)
+                    else { return .notClaimed(slot: candidate.id, connection: connection) }
+                    return .finished(finished, slot: candidate.id, connection: connection)
                 } catch {
-                    return .failedToRecord(error, taskId: task.id, connection: task.connectionId)
+                    return .failedToRecord(error, slot: candidate.id, connection: connection)
                 }
             }
         }

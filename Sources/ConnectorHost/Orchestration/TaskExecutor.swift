@@ -23,7 +23,34 @@ public struct TaskExecutor: Sendable {
         self.logger = logger
     }
 
+    /// Runs a task already claimed.
     public func execute(_ task: StoredTask, executionId: String, registry: Registry) async throws(StoreError) -> FinishedTask {
+        try await SupervisorThreads.perform { cancelFD in
+            Result { () throws(StoreError) in try executeBlocking(task, executionId: executionId, registry: registry, cancelFD: cancelFD) }
+        }.get()
+    }
+
+    /// Claims the task (or, with `options.orNextOf`, the next of its connection) and runs it; nil
+    /// when there was nothing to claim. The claim, the agent and the commit of its outcome happen
+    /// on one supervisor thread, one hop from the scheduler: on no-op agents the hops between
+    /// threads had cost as much as the store's work.
+    public func claimAndExecute(
+        taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, registry: Registry
+    ) async throws(StoreError) -> FinishedTask? {
+        if Task.isCancelled { return nil }
+        let store = self.store.store
+        return try await SupervisorThreads.perform { cancelFD in
+            Result { () throws(StoreError) -> FinishedTask? in
+                guard let task = try store.claim(taskId: taskId, executionId: executionId, owner: owner, options: options, now: Date()) else { return nil }
+                return try executeBlocking(task, executionId: executionId, registry: registry, cancelFD: cancelFD)
+            }
+        }.get()
+    }
+
+    /// The whole execution on the calling supervisor thread: store calls are made directly (a
+    /// wait for SQLite's lock blocks this thread, never one of the async pool).
+    func executeBlocking(_ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32) throws(StoreError) -> FinishedTask {
+        let store = self.store.store
         let now = Date()
         guard let connection = registry.connections[task.connectionId], let handler = registry.handlers[connection.handler] else {
             let record = TaskRecord(
@@ -32,23 +59,21 @@ public struct TaskExecutor: Sendable {
                 timedOut: false, startedAt: now, durationMs: 0, attempt: task.attempt, result: nil,
                 error: "connection \(task.connectionId) is no longer in the config", stderrTail: "")
             let completion = TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error))
-            let result = try await store { (s) throws(StoreError) in try s.complete(completion, now: now) }
+            let result = try store.complete(completion, now: now)
             return FinishedTask(record: record, transition: completion.transition, completion: result, interrupted: false, handler: "")
         }
         let context = TaskContext(
             taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: connection.id,
             taskType: task.taskType, trigger: task.trigger, attempt: task.attempt, taskMetadata: task.metadata, persistentTaskMetadata: task.checkpoint)
-        let store = self.store
-        let execution = await runner.run(handler: handler, connection: connection, context: context, configDirectory: registry.directory) { process in
-            // On the supervising thread: a plain blocking write is fine here.
-            try? store.store.recordSpawn(taskId: task.id, executionId: executionId, agent: process)
+        let execution = runner.runBlocking(handler: handler, connection: connection, context: context, configDirectory: registry.directory, cancelFD: cancelFD) { process in
+            try? store.recordSpawn(taskId: task.id, executionId: executionId, agent: process)
         }
         var record = execution.record
         record.records = execution.report.stats?.records
         var verdict = execution.verdict
         var children: [NewChild] = []
         if record.status == .success && !execution.report.children.isEmpty {
-            let tasksInScan = try await store { (s) throws(StoreError) in try s.taskCount(scanId: task.scanId) }
+            let tasksInScan = try store.taskCount(scanId: task.scanId)
             let validation = ChildRequests.validate(
                 execution.report.children,
                 context: .init(
@@ -76,8 +101,7 @@ public struct TaskExecutor: Sendable {
         completion.stats = execution.report.stats
         completion.pauseConnection = decision.pauseConnection
         completion.freesLimitedRoom = connection.maxConcurrency != nil || handler.maxConcurrency != nil
-        let committed = completion
-        let result = try await store { (s) throws(StoreError) in try s.complete(committed, now: Date()) }
+        let result = try store.complete(completion, now: Date())
         log(record, transition: decision.transition, result: result, children: children.count)
         return FinishedTask(record: record, transition: decision.transition, completion: result, interrupted: verdict.interrupted, handler: handler.name)
     }

@@ -34,6 +34,17 @@ public struct AgentRunner: Sendable {
         handler: Handler, connection: Connection, context: TaskContext, configDirectory: String,
         onSpawn: @escaping @Sendable (SpawnedProcess) -> Void = { _ in }
     ) async -> AgentExecution {
+        await SupervisorThreads.perform { cancelFD in
+            runBlocking(handler: handler, connection: connection, context: context, configDirectory: configDirectory, cancelFD: cancelFD, onSpawn: onSpawn)
+        }
+    }
+
+    /// `run` on the calling thread, blocked until the agent is reaped: for a supervisor thread
+    /// (`TaskExecutor` runs a whole task there). `cancelFD` readable stops the agent.
+    func runBlocking(
+        handler: Handler, connection: Connection, context: TaskContext, configDirectory: String, cancelFD: Int32,
+        onSpawn: @escaping @Sendable (SpawnedProcess) -> Void
+    ) -> AgentExecution {
         let startedAt = Date()
         let label = "\(connection.id)/\(context.taskType)"
         func finish(_ verdict: StatusVerdict, report: AgentReport = AgentReport(), stderr: String = "", duration: Double = 0, started: Date = startedAt, process: SpawnedProcess? = nil, redactor: Redactor = .none) -> AgentExecution {
@@ -79,11 +90,12 @@ public struct AgentRunner: Sendable {
         let logger = self.logger
         let taskId = context.taskId
         let outcome: ProcessOutcome
-        do {
-            outcome = try await ProcessSupervisor.run(spec, onSpawn: onSpawn) { line in
-                logger.info(label, redactor.redact(line), ["task": taskId, "stream": "stderr"])
-            }
-        } catch {
+        switch ProcessSupervisor.runBlocking(spec, cancelFD: cancelFD, onSpawn: onSpawn, onStderrLine: { line in
+            logger.info(label, redactor.redact(line), ["task": taskId, "stream": "stderr"])
+        }) {
+        case .success(let value):
+            outcome = value
+        case .failure(let error):
             let message = ExecutableResolver.explain(error)
             logger.error(label, message, ["task": taskId])
             return finish(StatusMapper.launchFailed(message))

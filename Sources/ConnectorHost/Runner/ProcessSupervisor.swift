@@ -32,21 +32,20 @@ public enum ProcessSupervisor {
         onSpawn: @escaping @Sendable (SpawnedProcess) -> Void = { _ in },
         onStderrLine: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws(LaunchFailure) -> ProcessOutcome {
+        try await SupervisorThreads.perform { cancelFD in
+            runBlocking(spec, cancelFD: cancelFD, onSpawn: onSpawn, onStderrLine: onStderrLine)
+        }.get()
+    }
+
+    /// The same run on the calling thread, which it blocks until the child is reaped: for a
+    /// supervisor thread only. `cancelFD` readable stops the child (SIGTERM, grace, SIGKILL).
+    static func runBlocking(
+        _ spec: ProcessSpec, cancelFD: Int32, onSpawn: @escaping @Sendable (SpawnedProcess) -> Void = { _ in },
+        onStderrLine: @escaping @Sendable (String) -> Void = { _ in }
+    ) -> Result<ProcessOutcome, LaunchFailure> {
         _ = subreaper
-        let cancel = CancellationPipe()
-        let result: Result<ProcessOutcome, LaunchFailure> = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let readFD = cancel.readFD
-                SupervisorThreads.shared.run {
-                    var run = SupervisedRun(spec: spec, cancelFD: readFD, onSpawn: onSpawn, onStderrLine: onStderrLine)
-                    continuation.resume(returning: run.execute())
-                }
-            }
-        } onCancel: {
-            cancel.fire()
-        }
-        cancel.close()
-        return try result.get()
+        var run = SupervisedRun(spec: spec, cancelFD: cancelFD, onSpawn: onSpawn, onStderrLine: onStderrLine)
+        return run.execute()
     }
 }
 

@@ -1,3 +1,4 @@
+import CSupport
 import Foundation
 
 /// The threads that supervise agents, kept parked between runs.
@@ -32,10 +33,30 @@ final class SupervisorThreads: @unchecked Sendable {
         if !wakeParked { started += 1 }
         condition.unlock()
         if !wakeParked {
-            let thread = Thread { [self] in work() }
-            thread.name = "agent-supervisor"
-            thread.start()
+            Thread { [self] in
+                // Named from inside: on Linux, Thread.name set before start never reaches the
+                // kernel, and `top -H` or `perf` would show the creating pool thread's name.
+                ch_name_thread("ch-supervisor")
+                work()
+            }.start()
         }
+    }
+
+    /// Runs `body` on a supervisor thread and awaits its result; the one hop an agent's run costs.
+    /// `body` gets the read end of a pipe that becomes readable when the calling task is
+    /// cancelled, so a `poll` there wakes for it.
+    static func perform<T: Sendable>(_ body: @escaping @Sendable (_ cancelFD: Int32) -> T) async -> T {
+        let cancel = CancellationPipe()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let readFD = cancel.readFD
+                shared.run { continuation.resume(returning: body(readFD)) }
+            }
+        } onCancel: {
+            cancel.fire()
+        }
+        cancel.close()
+        return result
     }
 
     /// Threads started so far, and threads parked now (for tests).
