@@ -47,6 +47,30 @@ extension HostProcessTests {
             #expect(version == Schema.sqlite.count)
         }
 
+        /// Commits only note the WAL's size; the checkpointer thread copies it into the database
+        /// file while the store stays open (SQLite's own automatic checkpoint is off, so without
+        /// it the file would not grow until the last connection closed).
+        @Test func theWALIsCheckpointedInTheBackgroundWhileTheStoreIsOpen() throws {
+            let directory = TemporaryDirectory()
+            let path = directory.path + "/state.sqlite"
+            let store = try SQLStore(path: path)
+            func size(_ file: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+            let before = size(path)
+            // 1,200 pages of 4 KiB, past the 1,000-page threshold, in small commits like tasks'.
+            try store.transaction { (db) throws(StoreError) in try db.perform("CREATE TABLE filler (data BLOB)", []) }
+            for _ in 0..<60 {
+                try store.transaction { (db) throws(StoreError) in
+                    for _ in 0..<20 { try db.perform("INSERT INTO filler (data) VALUES (zeroblob(4000))", []) }
+                }
+            }
+            #expect(size(path + "-wal") > 1000 * 4096)
+            let deadline = Date().addingTimeInterval(10)
+            while size(path) < before + 1000 * 4096 && Date() < deadline { usleep(10_000) }
+            #expect(size(path) >= before + 1000 * 4096, "the database file took the WAL's pages: \(before) -> \(size(path)) bytes")
+            let rows = try store.transaction { (db) throws(StoreError) in try db.firstRow("SELECT COUNT(*) FROM filler", []) { $0.int(0) } }
+            #expect(rows == 1200)
+        }
+
         /// At-least-once: when a parent is delivered again and asks for a child that already
         /// completed, the child is recorded as skipped, not run again (the `completed` short-circuit).
         @Test func redeliveredChildThatCompletedIsSkippedNotRun() throws {

@@ -40,8 +40,10 @@ public final class SQLStore: Store, @unchecked Sendable {
                 usleep(20_000)
             }
         }
-        try db.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        try db.execute("PRAGMA synchronous = \(synchronous)")
         try db.execute("PRAGMA foreign_keys = ON")
+        db.checkpointInBackground(synchronous: synchronous)
         try self.init(db: db, postgresURL: nil)
     }
 

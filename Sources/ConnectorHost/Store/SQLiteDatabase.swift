@@ -9,6 +9,7 @@ final class SQLiteDatabase: SQLDatabase {
     let dialect = SQLDialect.sqlite
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
+    private var checkpointer: WALCheckpointer?
 
     init(path: String) throws(StoreError) {
         self.path = path
@@ -25,7 +26,16 @@ final class SQLiteDatabase: SQLDatabase {
         sqlite3_extended_result_codes(db, 1)
     }
 
+    /// Moves WAL checkpoints off the committing thread (`WALCheckpointer`). For a file in WAL mode.
+    func checkpointInBackground(synchronous: String) {
+        guard checkpointer == nil else { return }
+        let checkpointer = WALCheckpointer(path: path, synchronous: synchronous)
+        checkpointer.install(on: handle)
+        self.checkpointer = checkpointer
+    }
+
     deinit {
+        checkpointer?.uninstall(from: handle)
         for statement in statements.values { sqlite3_finalize(statement) }
         sqlite3_close(handle)
     }
