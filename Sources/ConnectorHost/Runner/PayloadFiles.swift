@@ -24,9 +24,14 @@ public struct PayloadFiles: Sendable {
 
     /// Writes the payload and returns its path.
     public func write(_ payload: JSONValue, executionId: String) throws(WriteError) -> String {
-        try makePrivateDirectory(root)
         let path = self.path(executionId: executionId)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        var fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            // The first payload of this state (or the directory was removed): make it, once,
+            // instead of a mkdir per task.
+            try makePrivateDirectory(root)
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw WriteError(path: path, code: errno) }
         defer { _ = closeDescriptor(fd) }
         let code = FileDescriptorIO.writeAll(fd, payload.serialized(pretty: true).utf8)
