@@ -41,6 +41,13 @@ extension HostProcessTests {
                 try await executor.claimAndExecute(taskId: id, executionId: DeterministicID.random(), owner: .current, options: ClaimOptions(), registry: registry)
             }
             #expect(try await claim("no-such-task") == nil)
+            // A host that is stopping does not claim what it has not started.
+            let cancelled = try await Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await claim(root)
+            }.value
+            #expect(cancelled == nil)
+            #expect(try store.task(id: root)?.state == .queued)
             #expect(host.executions().isEmpty)
             let finished = try #require(try await claim(root))
             #expect(finished.record.status == .success)

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 
 /// What one claimed task's execution came to, after its outcome was committed.
@@ -41,6 +46,9 @@ public struct TaskExecutor: Sendable {
         let store = self.store.store
         return try await SupervisorThreads.perform { cancelFD in
             Result { () throws(StoreError) -> FinishedTask? in
+                // Cancelled on the way here (the host is stopping): leave the task queued.
+                var cancelled = pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)
+                if poll(&cancelled, 1, 0) > 0 { return nil }
                 guard let task = try store.claim(taskId: taskId, executionId: executionId, owner: owner, options: options, now: Date()) else { return nil }
                 return try executeBlocking(task, executionId: executionId, registry: registry, cancelFD: cancelFD)
             }
