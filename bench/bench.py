@@ -123,8 +123,8 @@ def machine():
 
 
 def postgres_shared(host, work, noop, names, tasks, repeat):
-    """Median seconds for 2 daemons sharing a throwaway PostgreSQL to run `tasks` due no-op
-    tasks, or None when no PostgreSQL server is installed."""
+    """Median seconds (and every run) for 2 daemons sharing a throwaway PostgreSQL to run `tasks`
+    due no-op tasks, or None when no PostgreSQL server is installed."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "throwaway-postgres.sh")
     # Its own directory under /tmp: the server runs as `postgres` when we are root, and cannot
     # enter the (private) work directory.
@@ -165,7 +165,7 @@ def postgres_shared(host, work, noop, names, tasks, repeat):
                     d.send_signal(signal.SIGTERM)
                 for d in daemons:
                     d.wait(timeout=60)
-        return statistics.median(runs)
+        return statistics.median(runs), runs
     finally:
         subprocess.run(["bash", script, "stop", server], capture_output=True)
 
@@ -185,8 +185,12 @@ def main():
     work = tempfile.mkdtemp(prefix="connector-host-bench-")
     rows = []
 
-    def row(workload, ours, reference, ratio, target, met, unit="s"):
-        rows.append({"workload": workload, "connectorHost": ours, "reference": reference, "ratio": ratio, "target": target, "met": met, "unit": unit})
+    def row(workload, ours, reference, ratio, target, met, unit="s", samples=None):
+        entry = {"workload": workload, "connectorHost": ours, "reference": reference, "ratio": ratio, "target": target, "met": met, "unit": unit}
+        # Every repetition, so a reader can see the spread behind a median (this VM's is wide).
+        if samples:
+            entry["samples"] = samples
+        rows.append(entry)
 
     try:
         noop = os.path.join(work, "noop.sh")
@@ -206,9 +210,11 @@ def main():
             subprocess.run([host, "run", "--config", config, "--connection", "c-warm"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             host_runs.append(timed([host, "run", "--config", config, "--log-level", "warning"]))
         ours, ours_rss = median_of(host_runs)
-        xargs = median_of([timed("printf '%%s\\n' %s | xargs -P2 -n1 %s --payload" % (listing, noop), shell=True) for _ in range(repeat)])[0]
+        xargs_runs = [timed("printf '%%s\\n' %s | xargs -P2 -n1 %s --payload" % (listing, noop), shell=True) for _ in range(repeat)]
+        xargs = median_of(xargs_runs)[0]
         ratio = ours / xargs
-        row("%d no-op tasks, concurrency 2 (vs xargs -P2)" % tasks, ours, xargs, ratio, "<= 1.2x", ratio <= 1.2)
+        row("%d no-op tasks, concurrency 2 (vs xargs -P2)" % tasks, ours, xargs, ratio, "<= 1.2x", ratio <= 1.2,
+            samples={"connectorHost": [r[0] for r in host_runs], "reference": [r[0] for r in xargs_runs]})
         if shutil.which("parallel"):
             joblog = os.path.join(work, "joblog")
             par = median_of([timed("printf '%%s\\n' %s | parallel -j2 --joblog %s %s --payload {}" % (listing, joblog, noop), shell=True) for _ in range(repeat)])[0]
@@ -219,11 +225,13 @@ def main():
         # 1b. The same N tasks on PostgreSQL, shared by 2 daemons, against the one SQLite `run`
         # above. Timed from the daemons' start until every scan has closed (watched in the server).
         sqlite_ours = ours
-        pg = postgres_shared(host, work, noop, names, tasks, repeat)
+        shared = postgres_shared(host, work, noop, names, tasks, repeat)
+        pg, pg_runs = shared if shared else (None, None)
         if pg is None:
             row("%d no-op tasks on PostgreSQL, 2 daemons (vs SQLite, 1 run)" % tasks, None, sqlite_ours, None, "<= 1.5x", None)
         else:
-            row("%d no-op tasks on PostgreSQL, 2 daemons (vs SQLite, 1 run)" % tasks, pg, sqlite_ours, pg / sqlite_ours, "<= 1.5x", pg / sqlite_ours <= 1.5)
+            row("%d no-op tasks on PostgreSQL, 2 daemons (vs SQLite, 1 run)" % tasks, pg, sqlite_ours, pg / sqlite_ours, "<= 1.5x", pg / sqlite_ours <= 1.5,
+                samples={"connectorHost": pg_runs, "reference": [r[0] for r in host_runs]})
 
         # 2. One root emitting N children, each a no-op; also the host's peak RSS with N queued.
         fanout = os.path.join(work, "fanout.sh")
@@ -237,9 +245,11 @@ def main():
             fan_runs.append(timed([host, "run", "--config", config, "--log-level", "warning", "--max-wait", "3600"]))
         ours, fan_rss = median_of(fan_runs)
         many = payload_files(os.path.join(work, "many"), children + 1)
-        xargs = median_of([timed("ls %s | sed 's#^#%s/#' | xargs -P2 -n1 %s --payload" % (many, many, noop), shell=True) for _ in range(repeat)])[0]
+        xargs_runs = [timed("ls %s | sed 's#^#%s/#' | xargs -P2 -n1 %s --payload" % (many, many, noop), shell=True) for _ in range(repeat)]
+        xargs = median_of(xargs_runs)[0]
         ratio = ours / xargs
-        row("1 root -> %d children, no-op (vs xargs -P2 of %d runs)" % (children, children + 1), ours, xargs, ratio, "<= 1.3x", ratio <= 1.3)
+        row("1 root -> %d children, no-op (vs xargs -P2 of %d runs)" % (children, children + 1), ours, xargs, ratio, "<= 1.3x", ratio <= 1.3,
+            samples={"connectorHost": [r[0] for r in fan_runs], "reference": [r[0] for r in xargs_runs]})
         row("%d queued tasks: host peak RSS" % children, fan_rss, None, None, "<= 50 MB", fan_rss <= 50, unit="MB")
 
         # 3. An agent flooding stdout with 100 MiB against a 16 MiB cap.
