@@ -26,7 +26,6 @@ final class WALCheckpointer: @unchecked Sendable {
     private var requested = false
     private var stopped = false
     private var running = false
-    private var checkpoints = 0
 
     init(path: String, synchronous: String) {
         self.path = path
@@ -56,13 +55,6 @@ final class WALCheckpointer: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Checkpoints finished so far (for tests).
-    var completed: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return checkpoints
-    }
-
     private func request() {
         condition.lock()
         defer { condition.unlock() }
@@ -84,12 +76,16 @@ final class WALCheckpointer: @unchecked Sendable {
             sqlite3_busy_timeout(db, 10_000)
             sqlite3_exec(db, "PRAGMA synchronous = \(synchronous)", nil, nil, nil)
         } else {
-            // Nothing to checkpoint with: the committing connection does it past inlineFrames.
+            // Nothing to checkpoint with, and no point starting a thread per commit to find that
+            // out again: the committing connection checkpoints past inlineFrames instead.
             sqlite3_close(db)
             db = nil
+            condition.lock()
+            stopped = true
+            condition.unlock()
         }
         condition.lock()
-        while !stopped, db != nil {
+        while !stopped {
             if !requested {
                 condition.wait()
                 continue
@@ -98,7 +94,6 @@ final class WALCheckpointer: @unchecked Sendable {
             condition.unlock()
             sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
             condition.lock()
-            checkpoints += 1
         }
         running = false
         condition.unlock()
