@@ -40,6 +40,13 @@ struct LoopState {
         lastStarted[connection] = starts
     }
 
+    /// Freshly read runnable tasks become the candidates, less those already handed to a slot:
+    /// a slot's claim is made on its supervisor thread, so until it answers the task still reads
+    /// as queued, and starting it again would run two agents in one slot's name.
+    mutating func takeCandidates(_ ready: [StoredTask]) {
+        candidates = ready.filter { running[$0.id] == nil }
+    }
+
     mutating func release(_ taskId: String, connection: String, handler: String?) {
         guard let entry = running.removeValue(forKey: taskId) else { return }
         runningPerConnection[connection, default: 1] -= 1

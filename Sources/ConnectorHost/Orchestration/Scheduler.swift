@@ -241,7 +241,7 @@ public final class Scheduler: Sendable {
             if state.candidatesStale || state.candidates.isEmpty && state.mayHaveMore {
                 let perConnection = max(16, registry.concurrency * 4)
                 let ready = try await store { (s) throws(StoreError) in try s.readyTasks(now: Date(), perConnection: perConnection) }
-                state.candidates = ready.filter { isSelected($0.connectionId, registry: registry, options: state.options) }
+                state.takeCandidates(ready.filter { isSelected($0.connectionId, registry: registry, options: state.options) })
                 if store.store.isShared { state.candidates = state.candidates.rotatedAtRandom() }
                 state.candidatesStale = false
                 state.queuedElsewhere = false
