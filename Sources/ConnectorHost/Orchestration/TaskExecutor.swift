@@ -12,7 +12,6 @@ public struct FinishedTask: Sendable {
     public var completion: CompletionResult
     /// Stopped by the host's shutdown: re-queued, not a failure of the pass.
     public var interrupted: Bool
-    public var handler: String
 }
 
 /// Runs one claimed task end to end: the agent, child validation, the retry decision, and the
@@ -68,7 +67,7 @@ public struct TaskExecutor: Sendable {
                 error: "connection \(task.connectionId) is no longer in the config", stderrTail: "")
             let completion = TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error))
             let result = try store.complete(completion, now: now)
-            return FinishedTask(record: record, transition: completion.transition, completion: result, interrupted: false, handler: "")
+            return FinishedTask(record: record, transition: completion.transition, completion: result, interrupted: false)
         }
         let context = TaskContext(
             taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: connection.id,
@@ -111,7 +110,7 @@ public struct TaskExecutor: Sendable {
         completion.freesLimitedRoom = connection.maxConcurrency != nil || handler.maxConcurrency != nil
         let result = try store.complete(completion, now: Date())
         log(record, transition: decision.transition, result: result, children: children.count)
-        return FinishedTask(record: record, transition: decision.transition, completion: result, interrupted: verdict.interrupted, handler: handler.name)
+        return FinishedTask(record: record, transition: decision.transition, completion: result, interrupted: verdict.interrupted)
     }
 
     func log(_ record: TaskRecord, transition: TaskTransition, result: CompletionResult, children: Int) {
