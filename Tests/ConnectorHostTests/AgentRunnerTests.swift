@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ConnectorHost
@@ -87,6 +88,30 @@ import Testing
         #expect(e.record.signal == "SIGTERM")
         #expect(seconds < 5, "a process that obeys SIGTERM is not kept for the grace period")
         assertNothingLeft(e, state: state)
+    }
+
+    @Test func onlyAnAgentStillRunningAfterTheNoticeDelayIsAnnounced() async {
+        let runner = AgentRunner(appId: "test-app", stateDirectory: TemporaryDirectory().path, logger: .silent)
+        let notices = Mutex<[(SpawnedProcess, alive: Bool)]>([])
+        func run(_ agent: String, timeout: Double) async -> AgentExecution {
+            await runner.run(
+                handler: makeHandler([Fixtures.agent(agent)], timeout: timeout, grace: 0), connection: makeConnection(handler: "test-handler"),
+                context: makeContext(), configDirectory: Fixtures.directory
+            ) { process in
+                notices.withLock { $0.append((process, ProcFS.isSameProcess(process.pid, startTicks: process.startTicks))) }
+            }
+        }
+        // Done before the delay: no spawn record was ever asked for.
+        let quick = await run("succeed.sh", timeout: 30)
+        #expect(quick.record.status == .success)
+        #expect(notices.withLock { $0.isEmpty }, "an agent that ended within \(AgentRunner.spawnNoticeDelaySeconds)s was announced")
+        // Still running at the delay: announced once, as the live child it is.
+        let slow = await run("hang.sh", timeout: 1)
+        #expect(slow.record.timedOut)
+        let seen = notices.withLock { $0 }
+        #expect(seen.count == 1)
+        #expect(seen.first?.0.pid == slow.process?.pid)
+        #expect(seen.first?.alive == true, "the start time read at the notice identifies the running agent")
     }
 
     @Test func agentIgnoringSigtermIsKilledAfterGrace() async {

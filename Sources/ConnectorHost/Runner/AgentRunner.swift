@@ -27,8 +27,14 @@ public struct AgentRunner: Sendable {
     /// Variables an agent always gets from the host's environment (when set there).
     static let passedThrough = ["PATH", "HOME", "LANG", "TZ", "TMPDIR"]
 
-    /// Runs the agent. `onSpawn` sees the process as soon as it exists (the store records it so a
-    /// restarted host can find it). Cancelling the calling task stops the agent (SIGTERM, grace,
+    /// How long an agent runs before `onSpawn` hears of it. Most no-op and small tasks end sooner
+    /// and so never cost the store a spawn record (a commit) or the host a read of `/proc`; a
+    /// host killed meanwhile leaves an agent recovery still finds, by the execution marker in its
+    /// environment.
+    static let spawnNoticeDelaySeconds = 0.1
+
+    /// Runs the agent. `onSpawn` sees the process once it has run for `spawnNoticeDelaySeconds`
+    /// (the store records it so a restarted host can find it by pid and start time). Cancelling the calling task stops the agent (SIGTERM, grace,
     /// SIGKILL) and yields an interrupted verdict.
     public func run(
         handler: Handler, connection: Connection, context: TaskContext, configDirectory: String,
@@ -81,11 +87,12 @@ public struct AgentRunner: Sendable {
 
         let executable = ExecutableResolver.resolve(handler.command[0], configDirectory: configDirectory, searchPath: hostEnvironment["PATH"])
         let marker = "CONNECTOR_HOST_TASK_EXECUTION_ID=\(context.taskExecutionId)"
-        let spec = ProcessSpec(
+        var spec = ProcessSpec(
             executable: executable, arguments: handler.command + ["--payload", payloadPath],
             environment: environment(handler: handler, connection: connection, context: context, secrets: secrets, payloadPath: payloadPath),
             workingDirectory: handler.workingDirectory, timeoutSeconds: handler.timeoutSeconds, killGraceSeconds: handler.killGraceSeconds,
             maxOutputBytes: handler.maxOutputBytes, marker: marker)
+        spec.spawnNoticeDelaySeconds = Self.spawnNoticeDelaySeconds
 
         let logger = self.logger
         let taskId = context.taskId

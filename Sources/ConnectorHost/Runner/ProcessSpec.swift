@@ -19,6 +19,10 @@ public struct ProcessSpec: Sendable {
     /// A "NAME=value" entry of `environment` unique to this run. Descendants that leave the
     /// process group are recognised by it.
     public var marker: String
+    /// How long the child runs before `onSpawn` hears of it (0: at once). The store's spawn
+    /// record costs a commit and a read of `/proc`; an agent done sooner never needed one, and
+    /// recovery finds an unrecorded agent by `marker` anyway.
+    public var spawnNoticeDelaySeconds: Double = 0
 
     public init(
         executable: String, arguments: [String], environment: [String], workingDirectory: String? = nil, stdinPath: String? = nil,
@@ -37,7 +41,8 @@ public struct ProcessSpec: Sendable {
 }
 
 /// The identity of a spawned agent, recorded so that a host restarted after a crash can find and
-/// stop it without ever killing an unrelated process that reused the pid.
+/// stop it without ever killing an unrelated process that reused the pid. `startTicks` is 0 in
+/// the outcome of a run that ended before its spawn notice (it was never read).
 public struct SpawnedProcess: Sendable, Equatable {
     public var pid: Int32
     public var processGroup: Int32

@@ -145,10 +145,10 @@ struct SupervisedRun {
             _ = closeDescriptor(outPipe[0]); _ = closeDescriptor(errPipe[0])
             return .failure(LaunchFailure(code: rc, executable: spec.executable))
         }
-        let process = SpawnedProcess(pid: pid, processGroup: pid, startTicks: ProcFS.stat(pid)?.startTicks ?? 0)
-        onSpawn(process)
+        var process = SpawnedProcess(pid: pid, processGroup: pid, startTicks: 0)
+        if spec.spawnNoticeDelaySeconds <= 0 { noticeSpawn(&process) }
 
-        let termination = supervise(pid: pid, stdoutFD: outPipe[0], stderrFD: errPipe[0], start: start)
+        let termination = supervise(pid: pid, stdoutFD: outPipe[0], stderrFD: errPipe[0], start: start, process: &process)
         let strays = termination.strays
         flushPartialLine()
         // Reap last: until now the zombie kept its pid and group id from being reused.
@@ -168,7 +168,9 @@ struct SupervisedRun {
     /// The poll loop. Returns once the child has exited, its group and strays are killed and
     /// both pipes are drained (or a short drain deadline passed because something we could not
     /// attribute still holds them).
-    private mutating func supervise(pid: pid_t, stdoutFD: Int32, stderrFD: Int32, start: Double) -> (status: ProcessOutcome.Termination, strays: Int) {
+    private mutating func supervise(
+        pid: pid_t, stdoutFD: Int32, stderrFD: Int32, start: Double, process: inout SpawnedProcess
+    ) -> (status: ProcessOutcome.Termination, strays: Int) {
         let pidFD = ch_pidfd_open(pid)
         defer { if pidFD >= 0 { _ = closeDescriptor(pidFD) } }
         var fds = [
@@ -179,6 +181,7 @@ struct SupervisedRun {
         ]
         let deadline = start + spec.timeoutSeconds
         var killAt: Double?  // when SIGKILL follows the SIGTERM already sent
+        var noticeAt: Double? = spec.spawnNoticeDelaySeconds > 0 ? start + spec.spawnNoticeDelaySeconds : nil
         var exitStatus: ProcessOutcome.Termination?
         var drainDeadline: Double?
         var strays = 0
@@ -189,12 +192,14 @@ struct SupervisedRun {
             if exitStatus == nil {
                 if stoppedBy == nil && now >= deadline { beginStop(.timeout, group: pid, now: now, killAt: &killAt) }
                 if let k = killAt, now >= k { _ = killpg(pid, SIGKILL); killAt = nil }
+                if let n = noticeAt, now >= n { noticeSpawn(&process); noticeAt = nil }
             }
             if let d = drainDeadline, now >= d { break }
             if exitStatus != nil && fds[0].fd < 0 && fds[1].fd < 0 { break }
 
             var wake = exitStatus != nil ? (drainDeadline ?? now) : (stoppedBy == nil ? deadline : (killAt ?? now + 3600))
             if pidFD < 0 && exitStatus == nil { wake = min(wake, now + 0.02) }  // no pidfd (old kernel, macOS): poll for exit
+            if let n = noticeAt, exitStatus == nil { wake = min(wake, n) }
             let timeoutMs = Int32(max(0, min(3_600_000, ((wake - now) * 1000).rounded(.up))))
             let ready = poll(&fds, nfds_t(fds.count), timeoutMs)
             if ready < 0 && errno != EINTR { break }
@@ -228,6 +233,13 @@ struct SupervisedRun {
         }
         for index in 0..<2 where fds[index].fd >= 0 { _ = closeDescriptor(fds[index].fd) }
         return (exitStatus ?? .signaled(SIGKILL), strays)
+    }
+
+    /// Tells `onSpawn` of the child, with the start time that identifies it (read now: the child
+    /// exists, alive or a zombie, until this thread reaps it).
+    private func noticeSpawn(_ process: inout SpawnedProcess) {
+        process.startTicks = ProcFS.stat(process.pid)?.startTicks ?? 0
+        onSpawn(process)
     }
 
     private mutating func beginStop(_ reason: HostStopReason, group: pid_t, now: Double, killAt: inout Double?) {
