@@ -8,7 +8,15 @@ public enum AlertRules {
         /// nil: the rule has nothing to say this time (too little history, a failed scan for a
         /// records rule); the alert keeps its state.
         public var firing: Bool?
+        /// Empty unless the rule fires: only a firing rule's message is stored or shown, and
+        /// formatting one for every rule at every scan's end was most of the rules' cost.
         public var message: String
+
+        public init(rule: AlertRule, firing: Bool?, message: @autoclosure () -> String) {
+            self.rule = rule
+            self.firing = firing
+            self.message = firing == true ? message() : ""
+        }
     }
 
     public struct Input: Sendable {

@@ -36,14 +36,32 @@ public enum DeterministicID {
     /// indexes instead of landing on a random page each (a page written per insert).
     public static func random() -> String {
         let milliseconds = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        // Two draws from the system generator, not one per byte: each draw is a getrandom call.
+        var generator = SystemRandomNumberGenerator()
+        let high: UInt64 = generator.next()
+        let low: UInt64 = generator.next()
         var bytes = [UInt8](repeating: 0, count: 16)
         for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: milliseconds >> UInt64(40 - 8 * i)) }
-        var generator = SystemRandomNumberGenerator()
-        for i in 6..<16 { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
+        for i in 6..<14 { bytes[i] = UInt8(truncatingIfNeeded: high >> UInt64(8 * (i - 6))) }
+        bytes[14] = UInt8(truncatingIfNeeded: low)
+        bytes[15] = UInt8(truncatingIfNeeded: low >> 8)
         bytes[6] = (bytes[6] & 0x0F) | 0x70
         bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
-        return uuid.uuidString.lowercased()
+        return lowercaseHex(bytes)
+    }
+
+    /// `8-4-4-4-12` lowercase hex, as `UUID.uuidString.lowercased()` spells it, without the two
+    /// intermediate strings.
+    static func lowercaseHex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (i, byte) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

@@ -51,28 +51,21 @@ extension SQLStore {
     }
 
     public func claim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
-        if isShared && options.connectionLimit == nil && options.handlerLimit == nil {
+        if !isShared {
+            // One host per SQLite state (its instance lock), so its scheduler alone keeps the
+            // limits: the claim is one statement, its own transaction, with no BEGIN and COMMIT
+            // around it and no second read.
+            return try locked { (db) throws(StoreError) in try Self.take(db, id: taskId, executionId: executionId, owner: owner, options: options, now: now) }
+        }
+        if options.connectionLimit == nil && options.handlerLimit == nil {
             return try locked { (db) throws(StoreError) in try Self.claimUnlimited(db, taskId: taskId, executionId: executionId, owner: owner, options: options, now: now) }
         }
         var limits: [String] = []
         if options.connectionLimit != nil, let connection = options.orNextOf { limits.append("claim:connection:\(connection)") }
         if options.handlerLimit != nil, let handler = options.handler { limits.append("claim:handler:\(handler)") }
-        return try transaction(locking: isShared ? limits : []) { (db) throws(StoreError) -> StoredTask? in
-            var id = taskId
-            if db.dialect == .postgres {
-                guard let free = try Self.claimable(db, taskId: taskId, options: options, now: now) else { return nil }
-                id = free
-            }
-            try db.perform(
-                "UPDATE tasks SET \(Self.claimAssignments) WHERE id = ? AND state IN ('queued', 'snoozed')",
-                Self.claimValues(executionId: executionId, owner: owner, options: options, now: now) + [.text(id)])
-            guard db.changes == 1 else { return nil }
-            guard var task = try db.firstRow("SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", [.text(id)], Self.task) else { return nil }
-            if task.parentTaskId == nil {
-                task.checkpoint = try db.firstRow(
-                    "SELECT metadata FROM checkpoints WHERE connection_id = ? AND task_type = ?", [.text(task.connectionId), .text(task.taskType)]) { $0.json(0) } ?? nil
-            }
-            return task
+        return try transaction(locking: limits) { (db) throws(StoreError) -> StoredTask? in
+            guard let id = try Self.claimable(db, taskId: taskId, options: options, now: now) else { return nil }
+            return try Self.take(db, id: id, executionId: executionId, owner: owner, options: options, now: now)
         }
     }
 
@@ -89,6 +82,27 @@ extension SQLStore {
         ]
     }
 
+    /// Marks the task running if it still waits, and returns it; nil when it no longer waits.
+    static func take(_ db: any SQLDatabase, id: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
+        try db.firstRow(
+            """
+            UPDATE tasks SET \(claimAssignments) WHERE id = ? AND state IN ('queued', 'snoozed')
+            RETURNING \(taskColumns), \(committedCheckpoint)
+            """, claimValues(executionId: executionId, owner: owner, options: options, now: now) + [.text(id)], claimed)
+    }
+
+    /// The committed checkpoint of a claimed task's connection and type, as a RETURNING column.
+    static let committedCheckpoint =
+        "(SELECT metadata FROM checkpoints c WHERE c.connection_id = tasks.connection_id AND c.task_type = tasks.task_type)"
+
+    /// A claimed task from `taskColumns` followed by `committedCheckpoint`.
+    static func claimed(_ r: Row) -> StoredTask {
+        var task = Self.task(r)
+        // A root starts from the committed checkpoint; a child carries its own.
+        if task.parentTaskId == nil { task.checkpoint = r.json(22) }
+        return task
+    }
+
     /// On a shared state, with no limit to count: each attempt is one statement that takes the
     /// row with SKIP LOCKED and returns it, instead of a transaction of five round trips.
     static func claimUnlimited(_ db: any SQLDatabase, taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
@@ -98,14 +112,8 @@ extension SQLStore {
                 """
                 UPDATE tasks SET \(claimAssignments)
                 WHERE id = (\(pick)) AND state IN ('queued', 'snoozed')
-                RETURNING \(taskColumns), (SELECT metadata FROM checkpoints c WHERE c.connection_id = tasks.connection_id AND c.task_type = tasks.task_type)
-                """, set + bindings
-            ) { r in
-                var task = Self.task(r)
-                // A root starts from the committed checkpoint; a child carries its own.
-                if task.parentTaskId == nil { task.checkpoint = r.json(22) }
-                return task
-            }
+                RETURNING \(taskColumns), \(committedCheckpoint)
+                """, set + bindings, claimed)
         }
         var task = try take("SELECT id FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed') FOR UPDATE SKIP LOCKED", [.text(taskId)])
         if task == nil, let connection = options.orNextOf {
