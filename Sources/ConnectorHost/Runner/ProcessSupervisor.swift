@@ -19,8 +19,10 @@ import Synchronization
 /// continuation, so the cooperative pool never blocks on a child.
 public enum ProcessSupervisor {
     /// Pids of agents being supervised; their zombies belong to their own supervisor, so the
-    /// stray reaper must leave them alone. Spawning happens under this lock so a fast-exiting
-    /// child is registered before anyone can see its zombie.
+    /// stray reaper must leave them alone. An agent is registered just after its spawn, not
+    /// under the lock during it (two lanes spawning at once queued on it): the reaper only looks
+    /// at the main thread's children, and an agent is a child of its supervisor thread, so it is
+    /// never among them, registered yet or not.
     static let activeAgents = Mutex<Set<Int32>>([])
 
     /// Orphans re-parent to the host instead of init, so descendants that escape the process
@@ -127,17 +129,14 @@ struct SupervisedRun {
         }
         let stdinFD = open(spec.stdinPath ?? "/dev/null", O_RDONLY | O_CLOEXEC)
         var pid: pid_t = 0
-        let rc: Int32 = ProcessSupervisor.activeAgents.withLock { active in
-            let rc = withCStringArray(spec.arguments) { argv in
-                withCStringArray(spec.environment) { envp in
-                    spec.workingDirectory.withOptionalCString { cwd in
-                        ch_spawn(spec.executable, argv, envp, cwd, stdinFD < 0 ? 0 : stdinFD, outPipe[1], errPipe[1], &pid)
-                    }
+        let rc: Int32 = withCStringArray(spec.arguments) { argv in
+            withCStringArray(spec.environment) { envp in
+                spec.workingDirectory.withOptionalCString { cwd in
+                    ch_spawn(spec.executable, argv, envp, cwd, stdinFD < 0 ? 0 : stdinFD, outPipe[1], errPipe[1], &pid)
                 }
             }
-            if rc == 0 { active.insert(pid) }
-            return rc
         }
+        if rc == 0 { _ = ProcessSupervisor.activeAgents.withLock { $0.insert(pid) } }
         if stdinFD >= 0 { _ = closeDescriptor(stdinFD) }
         _ = closeDescriptor(outPipe[1])
         _ = closeDescriptor(errPipe[1])
