@@ -250,6 +250,24 @@ extension HostProcessTests {
             #expect(order.prefix(7).contains("a"))
         }
 
+        @Test func aTaskReservedBehindALongAgentStartsWhenAnotherSlotFrees() throws {
+            // Concurrency 2, three one-task connections. The long agent's lane holds the third
+            // task as its next one; when the quick agent's lane stops for want of work, the
+            // third is taken back and started there, not left waiting for the long agent.
+            let host = HostFixture()
+            let h = HostFixture(
+                connections: [
+                    "a-long": (fields(host, ["sleep": .number("2")]), Self.incremental), "b-quick": (fields(host), Self.incremental),
+                    "c-quick": (fields(host), Self.incremental),
+                ], extra: ["concurrency": 2])
+            #expect(h.run(["run"]).status == 0)
+            let runs = Dictionary(uniqueKeysWithValues: host.executions().map { ($0["connection"]!.stringValue!, $0) })
+            #expect(runs.count == 3)
+            let longEnd = try #require(runs["a-long"]?["end"]?.doubleValue)
+            let third = try #require(runs["c-quick"]?["start"]?.doubleValue)
+            #expect(third < longEnd, "c-quick started \(third - longEnd)s after the long agent ended")
+        }
+
         @Test func secondInstanceGetsExit75AndWaitLockWaits() throws {
             let host = HostFixture()
             let h = HostFixture(connections: ["c": (fields(host, ["sleep": 2]), Self.incremental)])

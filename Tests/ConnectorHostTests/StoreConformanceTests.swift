@@ -91,6 +91,35 @@ extension HostProcessTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aCompletionAndTheNextClaimAreRecordedTogether(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let roots = try ["a", "b"].map { try seed(store, $0, now: now) }
+        let ticks = zip(["a", "b"], roots).map { ScheduledTick(connectionId: $0, taskType: Self.type, handler: "h", rootTaskId: $1, dueAt: now, nextDue: nil) }
+        _ = try store.openScans(ticks, now: now)
+        let first = DeterministicID.random()
+        let a = try #require(try store.claim(taskId: roots[0], executionId: first, owner: owner("a"), now: now))
+        let second = DeterministicID.random()
+        let next = ClaimRequest(taskId: roots[1], executionId: second, owner: owner("a"), options: ClaimOptions())
+        let (result, b) = try store.complete(TaskCompletion(record: record(a, executionId: first, now: now), transition: .succeeded), thenClaim: next, now: now)
+        #expect(result?.closedScan?.status == .success, "a's one-task scan closed")
+        #expect(try store.task(id: roots[0])?.state == .succeeded)
+        #expect(b?.id == roots[1])
+        #expect(try store.task(id: roots[1])?.state == .running)
+        #expect(try store.task(id: roots[1])?.executionId == second)
+        // The next task no longer waits: the completion is kept, the claim answers nil.
+        let third = DeterministicID.random()
+        let (again, none) = try store.complete(
+            TaskCompletion(record: record(try #require(b), executionId: second, now: now), transition: .succeeded),
+            thenClaim: ClaimRequest(taskId: roots[1], executionId: third, owner: owner("a"), options: ClaimOptions()), now: now)
+        #expect(none == nil)
+        #expect(again?.closedScan?.status == .success)
+        #expect(try store.task(id: roots[1])?.state == .succeeded)
+        let (nothing, noTask) = try store.complete(nil, thenClaim: nil, now: now)
+        #expect(nothing == nil && noTask == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
     func ticksOpenedTogetherAreAnsweredInOrder(_ backend: Backend) throws {
         let (store, _) = try fresh(backend)
         let now = Date()

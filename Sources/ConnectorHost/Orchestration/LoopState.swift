@@ -3,6 +3,11 @@ import Foundation
 /// The loop's bookkeeping: what runs, what could run next, and pending timers.
 struct LoopState {
     let options: PassOptions
+    /// The supervisor lanes at work, by id: one agent each at a time.
+    var lanes: [Int: Lane] = [:]
+    var laneCount = 0
+    /// Every task handed to a lane, running or reserved: they count against the limits and are
+    /// not candidates again.
     var running: [String: (connection: String, handler: String?)] = [:]
     var runningPerConnection: [String: Int] = [:]
     var runningPerHandler: [String: Int] = [:]

@@ -91,13 +91,10 @@ public final class Scheduler: Sendable {
     }
 
     enum Event: Sendable {
-        /// `slot`: the candidate's id, which holds the slot; the task run can be another of the
-        /// same connection (`ClaimOptions.orNextOf`).
-        case finished(FinishedTask, slot: String, connection: String)
-        /// The candidate (and every other of its connection) was taken by another host, a limit
-        /// was reached, or it is no longer runnable.
-        case notClaimed(slot: String, connection: String)
-        case failedToRecord(StoreError, slot: String, connection: String)
+        /// What became of a job handed to `lane`; `last`: the lane has stopped. A report's `slot`
+        /// is the candidate's id, which held the slot; the task run can be another of the same
+        /// connection (`ClaimOptions.orNextOf`).
+        case lane(Lane.Report, last: Bool, lane: Lane)
         case timer(Date)
         case signal(Int32?)
         case graceExpired
@@ -130,8 +127,8 @@ public final class Scheduler: Sendable {
             do throws(StoreError) {
                 while true {
                     if !state.draining { try await fill(&state, registry: registry, group: &group) }
-                    if state.running.isEmpty && state.draining { break }
-                    if !state.draining && state.running.count < registry.concurrency {
+                    if state.lanes.isEmpty && state.draining { break }
+                    if !state.draining && state.lanes.count < registry.concurrency {
                         // Only future times: work due now that could not start (filtered out, or
                         // held back by a limit) waits for a running task to finish instead.
                         let now = Date()
@@ -142,35 +139,24 @@ public final class Scheduler: Sendable {
                         let wake = [taskTime, options.daemon ? state.nextScheduleDue : nil].compactMap { $0 }.min()
                         if let wake, wake <= limit {
                             state.arm(wake, group: &group)
-                        } else if state.running.isEmpty && !options.daemon {
+                        } else if state.lanes.isEmpty && !options.daemon {
                             break
                         }
                     }
                     guard let event = await group.next() else { break }
                     switch event {
-                    case .notClaimed(let slot, let connection):
-                        state.release(slot, connection: connection, handler: nil)
-                        // On a shared state the other hosts are working through the same list:
-                        // read what is still free rather than walk into their wake.
-                        if store.store.isShared { state.candidatesStale = true }
-                    case .finished(let finished, let slot, let connection):
-                        state.release(slot, connection: connection, handler: nil)
-                        summary.record(finished)
-                        state.done += 1
-                        if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
-                        if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
-                        // The freed slot first: the next agent runs while the alerts are evaluated.
-                        if !state.draining { try await fill(&state, registry: registry, group: &group) }
-                        // Deliveries are tried at each scan end too, so one that failed earlier is retried.
-                        if let operations, try await operations.afterTask(finished) || finished.completion.closedScan != nil {
-                            state.notify(operations, group: &group)
+                    case .lane(let report, let last, let lane):
+                        if last {
+                            state.lanes[lane.id] = nil
+                        } else {
+                            group.addTask {
+                                let (report, last) = await lane.next()
+                                return .lane(report, last: last, lane: lane)
+                            }
                         }
-                        await report(&state)
-                    case .failedToRecord(let error, let slot, let connection):
-                        state.release(slot, connection: connection, handler: nil)
-                        logger.error("store", "could not record the claim or the end of a task of \(connection) (candidate \(slot)): \(error); a task left running is recovered at the next start")
-                        throw error
+                        try await handle(report, state: &state, registry: registry, summary: &summary, group: &group)
                     case .timer(let at):
+
                         if state.timer == at { state.timer = nil }
                         state.candidatesStale = true
                         if options.daemon && !state.draining { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
@@ -188,8 +174,8 @@ public final class Scheduler: Sendable {
                             state.notify(operations, group: &group)
                         }
                     case .graceExpired:
-                        if !state.running.isEmpty {
-                            logger.warning("shutdown", "grace period over; stopping \(state.running.count) running agent(s)")
+                        if !state.lanes.isEmpty {
+                            logger.warning("shutdown", "grace period over; stopping \(state.lanes.count) running agent(s)")
                             group.cancelAll()
                         }
                     case .signal(let number):
@@ -229,15 +215,81 @@ public final class Scheduler: Sendable {
             state.queued = (try? await store { (s) throws(StoreError) in try s.queueDepth() }) ?? state.queued
             state.queueCountedAt = now
         }
-        progress(PassProgress(running: state.running.count, queued: state.queued, done: state.done, failed: state.failed, elapsed: now.timeIntervalSince(state.started)))
+        progress(PassProgress(running: state.lanes.count, queued: state.queued, done: state.done, failed: state.failed, elapsed: now.timeIntervalSince(state.started)))
     }
 
     // MARK: Starting tasks
 
+    /// Takes in one lane report: frees the slot, counts the task, refills.
+    func handle(
+        _ laneReport: Lane.Report, state: inout LoopState, registry: Registry, summary: inout PassSummary, group: inout TaskGroup<Event>
+    ) async throws(StoreError) {
+        switch laneReport {
+        case .notClaimed(let slot, let connection):
+            state.release(slot, connection: connection, handler: nil)
+            // On a shared state the other hosts are working through the same list: read what
+            // is still free rather than walk into their wake.
+            if store.store.isShared { state.candidatesStale = true }
+        case .finished(let finished, let slot, let connection):
+            state.release(slot, connection: connection, handler: nil)
+            summary.record(finished)
+            state.done += 1
+            if finished.record.status == .failure && !finished.interrupted { state.failed += 1 }
+            if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
+            // The lane's next reservation first: the alerts are evaluated while agents run.
+            if !state.draining { try await fill(&state, registry: registry, group: &group) }
+            // Deliveries are tried at each scan end too, so one that failed earlier is retried.
+            if let operations, try await operations.afterTask(finished) || finished.completion.closedScan != nil {
+                state.notify(operations, group: &group)
+            }
+            await report(&state)
+        case .failedToRecord(let error, let slot, let connection):
+            state.release(slot, connection: connection, handler: nil)
+            logger.error("store", "could not record the claim or the end of a task of \(connection) (candidate \(slot)): \(error); a task left running is recovered at the next start")
+            throw error
+        }
+    }
+
     /// Starts runnable tasks while there is room, picking fairly across connections: the one
     /// with the fewest running tasks goes first, so one large fan-out never starves the others.
+    /// Then gives each lane its next task (`Lane`), so that it goes on without waiting for
+    /// this loop; a lane that stops while reservations wait elsewhere takes one of them over.
     func fill(_ state: inout LoopState, registry: Registry, group: inout TaskGroup<Event>) async throws(StoreError) {
-        while state.running.count < registry.concurrency {
+        while state.lanes.count < registry.concurrency {
+            guard let job = try await nextJob(&state, registry: registry) ?? takeBackReservation(&state) else { break }
+            state.laneCount += 1
+            let lane = Lane(id: state.laneCount)
+            state.lanes[lane.id] = lane
+            executor.startLane(lane, with: job)
+            group.addTask {
+                let (report, last) = await lane.next()
+                return .lane(report, last: last, lane: lane)
+            }
+            await report(&state)
+        }
+        for lane in state.lanes.values.sorted(by: { $0.id < $1.id }) where !lane.hasReservation {
+            guard let job = try await nextJob(&state, registry: registry) else { return }
+            if !lane.offer(job) {
+                // The lane is stopping: its last report is on the way.
+                state.release(job.slot, connection: job.connection, handler: nil)
+                state.candidates.insert(job.candidate, at: 0)
+                return
+            }
+        }
+    }
+
+    /// A reserved task that has not started, taken back from its lane to start on a new one.
+    func takeBackReservation(_ state: inout LoopState) -> Lane.Job? {
+        for lane in state.lanes.values.sorted(by: { $0.id < $1.id }) {
+            if let job = lane.revoke() { return job }
+        }
+        return nil
+    }
+
+    /// The next candidate within every limit, counted as started (a claim made on the lane's
+    /// thread answers later; until then the slot is taken); nil when none can start.
+    func nextJob(_ state: inout LoopState, registry: Registry) async throws(StoreError) -> Lane.Job? {
+        while true {
             if state.candidatesStale || state.candidates.isEmpty && state.mayHaveMore {
                 let perConnection = max(16, registry.concurrency * 4)
                 let ready = try await store { (s) throws(StoreError) in try s.readyTasks(now: Date(), perConnection: perConnection) }
@@ -253,28 +305,13 @@ public final class Scheduler: Sendable {
                     state.candidatesStale = true
                     continue
                 }
-                return
+                return nil
             }
             let candidate = state.candidates.remove(at: index)
             if state.candidates.isEmpty && state.mayHaveMore { state.candidatesStale = true }
-            let executionId = DeterministicID.random()
-            let owner = TaskOwner.current
-            let claim = claimOptions(for: candidate, registry: registry)
-            // The claim is made on the agent's supervisor thread, so picking the next candidate
-            // never waits for the store. The slot counts as taken until the claim answers.
-            let connection = candidate.connectionId
-            state.start(candidate.id, connection: connection, handler: registry.connections[connection]?.handler)
-            await report(&state)
-            let executor = self.executor
-            group.addTask {
-                do throws(StoreError) {
-                    guard let finished = try await executor.claimAndExecute(taskId: candidate.id, executionId: executionId, owner: owner, options: claim, registry: registry)
-                    else { return .notClaimed(slot: candidate.id, connection: connection) }
-                    return .finished(finished, slot: candidate.id, connection: connection)
-                } catch {
-                    return .failedToRecord(error, slot: candidate.id, connection: connection)
-                }
-            }
+            state.start(candidate.id, connection: candidate.connectionId, handler: registry.connections[candidate.connectionId]?.handler)
+            let claim = ClaimRequest(taskId: candidate.id, executionId: DeterministicID.random(), owner: TaskOwner.current, options: claimOptions(for: candidate, registry: registry))
+            return Lane.Job(candidate: candidate, claim: claim, registry: registry)
         }
     }
 
@@ -303,7 +340,7 @@ public final class Scheduler: Sendable {
         case SIGTERM, SIGINT:
             if state.draining {
                 if number == SIGINT {
-                    logger.warning("shutdown", "second SIGINT: stopping \(state.running.count) agent(s) now")
+                    logger.warning("shutdown", "second SIGINT: stopping \(state.lanes.count) agent(s) now")
                     group.cancelAll()
                     let agents = ProcessSupervisor.activeAgents.withLock { Array($0) }
                     for pid in agents { _ = killpg(pid, SIGKILL) }
@@ -311,8 +348,12 @@ public final class Scheduler: Sendable {
                 return
             }
             state.draining = true
+            // Reserved tasks stay queued; each lane stops after its current agent.
+            for lane in state.lanes.values {
+                if let job = lane.close() { state.release(job.slot, connection: job.connection, handler: nil) }
+            }
             let grace = registry.shutdownGraceSeconds
-            logger.info("shutdown", "\(SignalNames.name(number)): starting nothing new; waiting up to \(Int(grace))s for \(state.running.count) running agent(s)")
+            logger.info("shutdown", "\(SignalNames.name(number)): starting nothing new; waiting up to \(Int(grace))s for \(state.lanes.count) running agent(s)")
             group.addTask {
                 try? await Task.sleep(for: .seconds(grace))
                 return .graceExpired

@@ -57,6 +57,21 @@ public struct TaskExecutor: Sendable {
     /// The whole execution on the calling supervisor thread: store calls are made directly (a
     /// wait for SQLite's lock blocks this thread, never one of the async pool).
     func executeBlocking(_ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32) throws(StoreError) -> FinishedTask {
+        let outcome = try run(task, executionId: executionId, registry: registry, cancelFD: cancelFD)
+        let result = try store.store.complete(outcome.completion, now: Date())
+        return finish(outcome, result)
+    }
+
+    /// A task's agent has ended and its outcome is decided, not yet committed.
+    struct Outcome: Sendable {
+        var completion: TaskCompletion
+        var interrupted: Bool
+        var children: Int
+    }
+
+    /// Runs the claimed task's agent and decides its outcome: child validation, the retry
+    /// decision. Reads the store (the scan's size) but writes nothing.
+    func run(_ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32) throws(StoreError) -> Outcome {
         let store = self.store.store
         let now = Date()
         guard let connection = registry.connections[task.connectionId], let handler = registry.handlers[connection.handler] else {
@@ -65,9 +80,7 @@ public struct TaskExecutor: Sendable {
                 handler: "", type: task.taskType, trigger: task.trigger, status: .failure, failureReason: .nonRetryableError, exitCode: nil, signal: nil,
                 timedOut: false, startedAt: now, durationMs: 0, attempt: task.attempt, result: nil,
                 error: "connection \(task.connectionId) is no longer in the config", stderrTail: "")
-            let completion = TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error))
-            let result = try store.complete(completion, now: now)
-            return FinishedTask(record: record, transition: completion.transition, completion: result, interrupted: false)
+            return Outcome(completion: TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error)), interrupted: false, children: 0)
         }
         let context = TaskContext(
             taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: connection.id,
@@ -108,11 +121,65 @@ public struct TaskExecutor: Sendable {
         completion.stats = execution.report.stats
         completion.pauseConnection = decision.pauseConnection
         completion.freesLimitedRoom = connection.maxConcurrency != nil || handler.maxConcurrency != nil
-        let result = try store.complete(completion, now: Date())
-        log(record, transition: decision.transition, result: result, children: children.count)
-        return FinishedTask(record: record, transition: decision.transition, completion: result, interrupted: verdict.interrupted)
+        return Outcome(completion: completion, interrupted: verdict.interrupted, children: children.count)
     }
 
+    /// The committed outcome, logged.
+    func finish(_ outcome: Outcome, _ result: CompletionResult) -> FinishedTask {
+        let record = outcome.completion.record
+        log(record, transition: outcome.completion.transition, result: result, children: outcome.children)
+        return FinishedTask(record: record, transition: outcome.completion.transition, completion: result, interrupted: outcome.interrupted)
+    }
+
+    /// Runs `first`, then each job the scheduler reserves on `lane` while the previous one runs,
+    /// on one supervisor thread: a task's commit and the next one's claim are one transaction.
+    /// Returns at once; the lane reports each job's fate.
+    func startLane(_ lane: Lane, with first: Lane.Job) {
+        SupervisorThreads.shared.run { [self] in
+            runLane(lane, first: first)
+            lane.cancellation.close()
+        }
+    }
+
+    func runLane(_ lane: Lane, first: Lane.Job) {
+        let store = self.store.store
+        let cancelFD = lane.cancellation.readFD
+        var job: Lane.Job? = first
+        var previous: (outcome: Outcome, job: Lane.Job)?
+        while true {
+            // Cancelled (the host is stopping): the job's task stays queued.
+            var cancelled = pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)
+            let claim = poll(&cancelled, 1, 0) > 0 ? nil : job
+            let committed: (CompletionResult?, StoredTask?)
+            do {
+                committed = try store.complete(previous?.outcome.completion, thenClaim: claim?.claim, now: Date())
+            } catch {
+                if let previous { lane.post(.failedToRecord(error, slot: previous.job.slot, connection: previous.job.connection), last: job == nil) }
+                if let job { lane.post(.failedToRecord(error, slot: job.slot, connection: job.connection), last: true) }
+                return
+            }
+            if let previous, let result = committed.0 {
+                lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: job == nil)
+            }
+            guard let current = job else { return }
+            guard let task = committed.1 else {
+                lane.post(.notClaimed(slot: current.slot, connection: current.connection), last: true)
+                return
+            }
+            let outcome: Outcome
+            do {
+                outcome = try run(task, executionId: current.claim.executionId, registry: current.registry, cancelFD: cancelFD)
+            } catch {
+                // The task is claimed but its outcome cannot be decided (the store failed a
+                // read): it stays running, and is recovered at the next start.
+                lane.post(.failedToRecord(error, slot: current.slot, connection: current.connection), last: true)
+                return
+            }
+            previous = (outcome, current)
+            // Interrupted: the lane takes no more work (the reservation is reported unclaimed).
+            job = lane.takeReservation()
+        }
+    }
     func log(_ record: TaskRecord, transition: TaskTransition, result: CompletionResult, children: Int) {
         let label = "\(record.connectionId)/\(record.type)"
         let meta: KeyValuePairs<String, String> = ["task": record.taskId, "attempt": String(record.attempt), "ms": String(record.durationMs)]

@@ -162,83 +162,104 @@ extension SQLStore {
         "execution_id = NULL, host_pid = NULL, host_start = NULL, agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL"
 
     public func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
-        let record = completion.record
         // Hosts finishing a scan's last tasks together must not each see the other's task still
         // open (and the scan never close).
-        return try transaction(locking: ["scan:\(record.scanId)"]) { (db) throws(StoreError) -> CompletionResult in
-            var result = CompletionResult()
-            try Self.insertExecution(db, record, stats: completion.stats)
-            let current = try db.firstRow("SELECT execution_id, depth FROM tasks WHERE id = ?", [.text(record.taskId)]) { ($0.optionalText(0), $0.int(1)) }
-            if db.dialect == .postgres && current?.0 != record.taskExecutionId {
-                // The lease ran out and another host took the task back: keep this execution's
-                // history, but the task is no longer this execution's to move on.
-                return result
-            }
-            let id = SQLValue.text(record.taskId)
-            switch completion.transition {
-            case .succeeded:
-                let isChild = record.parentTaskId != nil
-                try db.run(
-                    "UPDATE tasks SET state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                    .bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint), .date(now), id)
-                if !isChild, let checkpoint = completion.checkpoint {
-                    try db.run("UPDATE scans SET pending_checkpoint = ? WHERE id = ?", .json(checkpoint), .text(record.scanId))
-                }
-                let depth = current?.1 ?? 0
-                for child in completion.children {
-                    try db.run(
-                        """
-                        INSERT INTO tasks (id, connection_id, task_type, scan_id, parent_task_id, depth, child_key, metadata, state, trigger,
-                            attempt, next_run_at, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'child', 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING
-                        """, .text(child.id), .text(record.connectionId), .text(child.taskType), .text(record.scanId), id, .int(depth + 1), .text(child.key),
-                        .json(child.metadata), .date(now), .date(now), .date(now))
-                    if db.changes == 1 {
-                        result.childrenAdded += 1
-                    } else if try db.firstRow("SELECT state FROM tasks WHERE id = ?", [.text(child.id)], { $0.text(0) }) == TaskState.succeeded.rawValue {
-                        // At-least-once: the parent ran again and asked for work already done.
-                        let skipped = TaskRecord(
-                            taskId: child.id, taskExecutionId: DeterministicID.random(), scanId: record.scanId, parentTaskId: record.taskId,
-                            connectionId: record.connectionId, handler: record.handler, type: child.taskType, trigger: .child, status: .skipped, failureReason: nil,
-                            exitCode: nil, signal: nil, timedOut: false, startedAt: now, durationMs: 0, attempt: 0, result: nil,
-                            error: "already completed (duplicate delivery)", stderrTail: "")
-                        try Self.insertExecution(db, skipped, stats: nil)
-                        result.duplicatesSkipped += 1
-                    }
-                }
-            case .failed(let reason, let message):
-                try db.run(
-                    "UPDATE tasks SET state = 'failed', failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?", .text(reason.rawValue),
-                    .optional(message), .date(now), id)
-            case .retry(let at, let attempt):
-                try db.run(
-                    "UPDATE tasks SET state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry', updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                    .int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
-            case .snooze(let until, let seconds):
-                try db.run(
-                    "UPDATE tasks SET state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                    .date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
-            case .requeue:
-                try db.run(
-                    "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                    .date(now), .optional(record.error), .date(now), id)
-            }
-            if let reason = completion.pauseConnection {
-                try db.run(
-                    "UPDATE connections SET state = 'needs_reauth', state_reason = ?, updated_at = ? WHERE id = ?", .text(reason), .date(now), .text(record.connectionId))
-                try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
-            }
-            result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
-            // New work, or room under a limit: wake idle hosts. A plain end changes nothing for
-            // them, and 1,000 one-task scans would otherwise wake every host 1,000 times.
-            var queuedWork = result.childrenAdded > 0
-            switch completion.transition {
-            case .retry, .snooze, .requeue: queuedWork = true
-            case .succeeded, .failed: break
-            }
-            if queuedWork || completion.freesLimitedRoom { try db.notifyWork() }
+        try transaction(locking: ["scan:\(completion.record.scanId)"]) { (db) throws(StoreError) -> CompletionResult in
+            try Self.complete(db, completion, now: now)
+        }
+    }
+
+    public func complete(_ completion: TaskCompletion?, thenClaim next: ClaimRequest?, now: Date) throws(StoreError) -> (CompletionResult?, StoredTask?) {
+        guard let completion else {
+            return (nil, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
+        }
+        guard let next, !isShared else {
+            // A shared state keeps them apart: a claim there takes advisory locks of its own,
+            // and a completion holding its scan's lock meanwhile would order locks two ways.
+            let result = try complete(completion, now: now)
+            return (result, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
+        }
+        return try transaction { (db) throws(StoreError) -> (CompletionResult?, StoredTask?) in
+            let result = try Self.complete(db, completion, now: now)
+            return (result, try Self.take(db, id: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now))
+        }
+    }
+
+    /// The completion's statements, inside the caller's transaction.
+    static func complete(_ db: any SQLDatabase, _ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
+        let record = completion.record
+        var result = CompletionResult()
+        try Self.insertExecution(db, record, stats: completion.stats)
+        let current = try db.firstRow("SELECT execution_id, depth FROM tasks WHERE id = ?", [.text(record.taskId)]) { ($0.optionalText(0), $0.int(1)) }
+        if db.dialect == .postgres && current?.0 != record.taskExecutionId {
+            // The lease ran out and another host took the task back: keep this execution's
+            // history, but the task is no longer this execution's to move on.
             return result
         }
+        let id = SQLValue.text(record.taskId)
+        switch completion.transition {
+        case .succeeded:
+            let isChild = record.parentTaskId != nil
+            try db.run(
+                "UPDATE tasks SET state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                .bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint), .date(now), id)
+            if !isChild, let checkpoint = completion.checkpoint {
+                try db.run("UPDATE scans SET pending_checkpoint = ? WHERE id = ?", .json(checkpoint), .text(record.scanId))
+            }
+            let depth = current?.1 ?? 0
+            for child in completion.children {
+                try db.run(
+                    """
+                    INSERT INTO tasks (id, connection_id, task_type, scan_id, parent_task_id, depth, child_key, metadata, state, trigger,
+                        attempt, next_run_at, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'child', 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING
+                    """, .text(child.id), .text(record.connectionId), .text(child.taskType), .text(record.scanId), id, .int(depth + 1), .text(child.key),
+                    .json(child.metadata), .date(now), .date(now), .date(now))
+                if db.changes == 1 {
+                    result.childrenAdded += 1
+                } else if try db.firstRow("SELECT state FROM tasks WHERE id = ?", [.text(child.id)], { $0.text(0) }) == TaskState.succeeded.rawValue {
+                    // At-least-once: the parent ran again and asked for work already done.
+                    let skipped = TaskRecord(
+                        taskId: child.id, taskExecutionId: DeterministicID.random(), scanId: record.scanId, parentTaskId: record.taskId,
+                        connectionId: record.connectionId, handler: record.handler, type: child.taskType, trigger: .child, status: .skipped, failureReason: nil,
+                        exitCode: nil, signal: nil, timedOut: false, startedAt: now, durationMs: 0, attempt: 0, result: nil,
+                        error: "already completed (duplicate delivery)", stderrTail: "")
+                    try Self.insertExecution(db, skipped, stats: nil)
+                    result.duplicatesSkipped += 1
+                }
+            }
+        case .failed(let reason, let message):
+            try db.run(
+                "UPDATE tasks SET state = 'failed', failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?", .text(reason.rawValue),
+                .optional(message), .date(now), id)
+        case .retry(let at, let attempt):
+            try db.run(
+                "UPDATE tasks SET state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry', updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                .int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
+        case .snooze(let until, let seconds):
+            try db.run(
+                "UPDATE tasks SET state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                .date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
+        case .requeue:
+            try db.run(
+                "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
+                .date(now), .optional(record.error), .date(now), id)
+        }
+        if let reason = completion.pauseConnection {
+            try db.run(
+                "UPDATE connections SET state = 'needs_reauth', state_reason = ?, updated_at = ? WHERE id = ?", .text(reason), .date(now), .text(record.connectionId))
+            try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
+        }
+        result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
+        // New work, or room under a limit: wake idle hosts. A plain end changes nothing for
+        // them, and 1,000 one-task scans would otherwise wake every host 1,000 times.
+        var queuedWork = result.childrenAdded > 0
+        switch completion.transition {
+        case .retry, .snooze, .requeue: queuedWork = true
+        case .succeeded, .failed: break
+        }
+        if queuedWork || completion.freesLimitedRoom { try db.notifyWork() }
+        return result
     }
 
     /// Ends the scan once every task in it is terminal. Its root checkpoint commits only when

@@ -45,6 +45,10 @@ public protocol Store: AnyObject, Sendable {
     /// Records the spawned agent, so a host restarted after a crash can find it.
     func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError)
     func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult
+    /// Records one task's end and claims the next task of the same supervisor lane, as one
+    /// transaction where the store can (a state file: one commit per task instead of two);
+    /// either part may be absent. The claim sees the completion (its room under a limit).
+    func complete(_ completion: TaskCompletion?, thenClaim next: ClaimRequest?, now: Date) throws(StoreError) -> (CompletionResult?, StoredTask?)
     func runningTasks() throws(StoreError) -> [StoredTask]
     /// Queues a running task again after its host died or shut down, noting why.
     func requeueInterrupted(taskId: String, note: String, now: Date) throws(StoreError)

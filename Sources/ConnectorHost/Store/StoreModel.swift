@@ -70,6 +70,21 @@ public struct HostIdentity: Sendable, Equatable {
 }
 
 /// What a claim must respect besides the task being runnable.
+/// One claim to make: `Store.claim`'s arguments as a value.
+public struct ClaimRequest: Sendable {
+    public var taskId: String
+    public var executionId: String
+    public var owner: TaskOwner
+    public var options: ClaimOptions
+
+    public init(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions) {
+        self.taskId = taskId
+        self.executionId = executionId
+        self.owner = owner
+        self.options = options
+    }
+}
+
 public struct ClaimOptions: Sendable, Equatable {
     /// How long the claim holds without a heartbeat.
     public var leaseSeconds: Double = 30

@@ -1,0 +1,120 @@
+import Foundation
+import Synchronization
+
+/// One supervisor thread running tasks back to back, and the scheduler's handle on it.
+///
+/// The scheduler picks a lane's next task while its current one runs (a reservation). When the
+/// agent ends, the lane's thread commits the outcome and claims the reservation in the same
+/// transaction and spawns the next agent at once: no commit of its own for the claim, and no
+/// round trip through the scheduler between two agents. The scheduler hears of each task's end
+/// afterwards, off the lane's path. A lane whose reservation is missing when its agent ends
+/// stops; the scheduler can take a reservation back (`revoke`) while it waits.
+final class Lane: Sendable {
+    /// A task handed to the lane: the candidate the scheduler picked (its slot) and the claim.
+    struct Job: Sendable {
+        var candidate: StoredTask
+        var claim: ClaimRequest
+        var registry: Registry
+        var slot: String { candidate.id }
+        var connection: String { candidate.connectionId }
+    }
+
+    /// What became of one job. Every job handed to the lane gets exactly one report; `last` marks
+    /// the lane's final one.
+    enum Report: Sendable {
+        case finished(FinishedTask, slot: String, connection: String)
+        /// The task was taken by another host, is no longer runnable, or the host is stopping.
+        case notClaimed(slot: String, connection: String)
+        case failedToRecord(StoreError, slot: String, connection: String)
+    }
+
+    private struct State {
+        var reservation: Job?
+        /// The lane's thread has stopped taking work: offers fail from then on.
+        var closed = false
+        var reports: [(Report, last: Bool)] = []
+        var waiter: CheckedContinuation<(Report, last: Bool), Never>?
+    }
+
+    let id: Int
+    private let state = Mutex(State())
+    /// Readable once the scheduler cancels the lane (the grace period ran out): stops the agent.
+    let cancellation = CancellationPipe()
+
+    init(id: Int) { self.id = id }
+
+    // MARK: The scheduler's side
+
+    /// Reserves `job` as the lane's next task. False when the lane already has one or is closing.
+    func offer(_ job: Job) -> Bool {
+        state.withLock { s in
+            guard !s.closed, s.reservation == nil else { return false }
+            s.reservation = job
+            return true
+        }
+    }
+
+    var hasReservation: Bool { state.withLock { $0.reservation != nil } }
+
+    /// Takes the reservation back, unless the lane's thread has already taken it.
+    func revoke() -> Job? {
+        state.withLock { s in
+            defer { s.reservation = nil }
+            return s.reservation
+        }
+    }
+
+    /// No more work for this lane (the host is draining); returns the reservation it held.
+    func close() -> Job? {
+        state.withLock { s in
+            s.closed = true
+            defer { s.reservation = nil }
+            return s.reservation
+        }
+    }
+
+    /// The lane's next report. Cancelling the waiting task stops the lane's agent (SIGTERM,
+    /// grace, SIGKILL) and its reservation goes unclaimed; the reports still come, ending with
+    /// the interrupted task's, so the wait is for them, not a return without one.
+    func next() async -> (Report, last: Bool) {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<(Report, last: Bool), Never>) in
+                let ready: (Report, last: Bool)? = state.withLock { s in
+                    if !s.reports.isEmpty { return s.reports.removeFirst() }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            cancellation.fire()
+        }
+    }
+
+    // MARK: The lane thread's side
+
+    /// The reserved job, if any; without one the lane closes (later offers fail), atomically, so
+    /// a reservation is never left in a lane that has stopped.
+    func takeReservation() -> Job? {
+        state.withLock { s in
+            guard let job = s.reservation, !s.closed else {
+                s.closed = true
+                return nil
+            }
+            s.reservation = nil
+            return job
+        }
+    }
+
+    func post(_ report: Report, last: Bool = false) {
+        let waiter = state.withLock { s in
+            guard let waiter = s.waiter else {
+                s.reports.append((report, last))
+                return nil as CheckedContinuation<(Report, last: Bool), Never>?
+            }
+            s.waiter = nil
+            return waiter
+        }
+        waiter?.resume(returning: (report, last))
+    }
+}
