@@ -155,6 +155,9 @@ def postgres_shared(host, work, noop, names, tasks, repeat):
                     except subprocess.TimeoutExpired:
                         if any(d.poll() is not None for d in daemons):
                             raise RuntimeError("a daemon exited early")
+                        # Idle daemons with scans still open are a bug to report, not to wait out.
+                        if time.perf_counter() - start > 120:
+                            raise RuntimeError("the daemons left scans open for 120 s (database bench%d kept for a look)" % attempt)
                 if waiter.returncode != 0:
                     raise RuntimeError("psql waiting for the scans failed")
                 runs.append(time.perf_counter() - start)

@@ -106,6 +106,19 @@ final class Lane: Sendable {
         }
     }
 
+    /// Ends the lane with `report` (a job it could not run): closes it and reports the
+    /// reservation it still held, if any, as unclaimed, so that no task handed to it is left
+    /// counted as running by the scheduler.
+    func stop(with report: Report) {
+        let leftover = state.withLock { s in
+            s.closed = true
+            defer { s.reservation = nil }
+            return s.reservation
+        }
+        post(report, last: leftover == nil)
+        if let leftover { post(.notClaimed(slot: leftover.slot, connection: leftover.connection), last: true) }
+    }
+
     func post(_ report: Report, last: Bool = false) {
         let waiter = state.withLock { s in
             guard let waiter = s.waiter else {

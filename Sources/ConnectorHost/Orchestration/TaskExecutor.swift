@@ -154,16 +154,21 @@ public struct TaskExecutor: Sendable {
             do {
                 committed = try store.complete(previous?.outcome.completion, thenClaim: claim?.claim, now: Date())
             } catch {
-                if let previous { lane.post(.failedToRecord(error, slot: previous.job.slot, connection: previous.job.connection), last: job == nil) }
-                if let job { lane.post(.failedToRecord(error, slot: job.slot, connection: job.connection), last: true) }
+                if let previous, let job {
+                    lane.post(.failedToRecord(error, slot: previous.job.slot, connection: previous.job.connection))
+                    lane.stop(with: .failedToRecord(error, slot: job.slot, connection: job.connection))
+                } else if let failed = job ?? previous?.job {
+                    lane.stop(with: .failedToRecord(error, slot: failed.slot, connection: failed.connection))
+                }
                 return
             }
             if let previous, let result = committed.0 {
                 lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: job == nil)
             }
+            // No job: the lane closed itself when it found no reservation.
             guard let current = job else { return }
             guard let task = committed.1 else {
-                lane.post(.notClaimed(slot: current.slot, connection: current.connection), last: true)
+                lane.stop(with: .notClaimed(slot: current.slot, connection: current.connection))
                 return
             }
             let outcome: Outcome
@@ -172,7 +177,7 @@ public struct TaskExecutor: Sendable {
             } catch {
                 // The task is claimed but its outcome cannot be decided (the store failed a
                 // read): it stays running, and is recovered at the next start.
-                lane.post(.failedToRecord(error, slot: current.slot, connection: current.connection), last: true)
+                lane.stop(with: .failedToRecord(error, slot: current.slot, connection: current.connection))
                 return
             }
             previous = (outcome, current)
