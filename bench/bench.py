@@ -157,7 +157,7 @@ def postgres_shared(host, work, noop, names, tasks, repeat):
                             raise RuntimeError("a daemon exited early")
                         # Idle daemons with scans still open are a bug to report, not to wait out.
                         if time.perf_counter() - start > 120:
-                            raise RuntimeError("the daemons left scans open for 120 s" )
+                            raise RuntimeError("the daemons left scans open for 120 s")
                 if waiter.returncode != 0:
                     raise RuntimeError("psql waiting for the scans failed")
                 runs.append(time.perf_counter() - start)
