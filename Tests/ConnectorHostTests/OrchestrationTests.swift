@@ -26,9 +26,9 @@ extension HostProcessTests {
             #expect(c.executions().count == 1)
         }
 
-        /// The scheduler hands a candidate to a supervisor thread, which claims it there: a task
-        /// that cannot be claimed runs nothing and answers nil; one that can runs and is committed.
-        @Test func claimAndExecuteRunsOnlyWhatItClaims() async throws {
+        /// The scheduler hands a candidate to a lane, whose thread claims it there: a task that
+        /// cannot be claimed runs nothing and ends the lane; one that can runs and is committed.
+        @Test func aLaneRunsOnlyWhatItClaims() async throws {
             let host = HostFixture()
             let h = HostFixture(connections: ["c": (fields(host), Self.incremental)])
             #expect(h.run(["trigger", "c"]).status == 0)
@@ -36,24 +36,36 @@ extension HostProcessTests {
             let store = try h.store()
             let executor = TaskExecutor(
                 store: StoreAccess(store), runner: AgentRunner(appId: store.appId, stateDirectory: registry.localDirectory, logger: .silent), logger: .silent)
-            let root = DeterministicID.rootTaskId(appId: store.appId, connectionId: "c", taskType: "entity_ingestion_incremental")
-            func claim(_ id: String) async throws -> FinishedTask? {
-                try await executor.claimAndExecute(taskId: id, executionId: DeterministicID.random(), owner: .current, options: ClaimOptions(), registry: registry)
+            let root = try #require(try store.task(id: DeterministicID.rootTaskId(appId: store.appId, connectionId: "c", taskType: "entity_ingestion_incremental")))
+            func run(_ task: StoredTask, cancelled: Bool = false) async -> [(Lane.Report, last: Bool)] {
+                let lane = Lane(id: 1)
+                if cancelled { lane.cancellation.fire() }
+                let claim = ClaimRequest(taskId: task.id, executionId: DeterministicID.random(), owner: .current, options: ClaimOptions())
+                executor.startLane(lane, with: Lane.Job(candidate: task, claim: claim, registry: registry))
+                var reports: [(Lane.Report, last: Bool)] = []
+                repeat { reports.append(await lane.next()) } while reports.last?.last == false
+                return reports
             }
-            #expect(try await claim("no-such-task") == nil)
+            func isNotClaimed(_ reports: [(Lane.Report, last: Bool)]) -> Bool {
+                guard reports.count == 1, case .notClaimed = reports[0].0 else { return false }
+                return true
+            }
+            var missing = root
+            missing.id = "no-such-task"
+            #expect(isNotClaimed(await run(missing)))
             // A host that is stopping does not claim what it has not started.
-            let cancelled = try await Task {
-                withUnsafeCurrentTask { $0?.cancel() }
-                return try await claim(root)
-            }.value
-            #expect(cancelled == nil)
-            #expect(try store.task(id: root)?.state == .queued)
+            #expect(isNotClaimed(await run(root, cancelled: true)))
+            #expect(try store.task(id: root.id)?.state == .queued)
             #expect(host.executions().isEmpty)
-            let finished = try #require(try await claim(root))
+            let reports = await run(root)
+            guard reports.count == 1, case .finished(let finished, _, _) = reports[0].0 else {
+                Issue.record("expected one finished report, got \(reports.count)")
+                return
+            }
             #expect(finished.record.status == .success)
             #expect(finished.completion.closedScan?.status == .success)
-            #expect(try store.task(id: root)?.state == .succeeded)
-            #expect(try await claim(root) == nil, "a finished task is not claimed again")
+            #expect(try store.task(id: root.id)?.state == .succeeded)
+            #expect(isNotClaimed(await run(root)), "a finished task is not claimed again")
             #expect(host.executions().count == 1)
         }
 

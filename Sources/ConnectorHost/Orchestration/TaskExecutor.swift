@@ -34,26 +34,6 @@ public struct TaskExecutor: Sendable {
         }.get()
     }
 
-    /// Claims the task (or, with `options.orNextOf`, the next of its connection) and runs it; nil
-    /// when there was nothing to claim. The claim, the agent and the commit of its outcome happen
-    /// on one supervisor thread, one hop from the scheduler: on no-op agents the hops between
-    /// threads had cost as much as the store's work.
-    public func claimAndExecute(
-        taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, registry: Registry
-    ) async throws(StoreError) -> FinishedTask? {
-        if Task.isCancelled { return nil }
-        let store = self.store.store
-        return try await SupervisorThreads.perform { cancelFD in
-            Result { () throws(StoreError) -> FinishedTask? in
-                // Cancelled on the way here (the host is stopping): leave the task queued.
-                var cancelled = pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)
-                if poll(&cancelled, 1, 0) > 0 { return nil }
-                guard let task = try store.claim(taskId: taskId, executionId: executionId, owner: owner, options: options, now: Date()) else { return nil }
-                return try executeBlocking(task, executionId: executionId, registry: registry, cancelFD: cancelFD)
-            }
-        }.get()
-    }
-
     /// The whole execution on the calling supervisor thread: store calls are made directly (a
     /// wait for SQLite's lock blocks this thread, never one of the async pool).
     func executeBlocking(_ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32) throws(StoreError) -> FinishedTask {
