@@ -170,19 +170,16 @@ extension SQLStore {
     }
 
     public func complete(_ completion: TaskCompletion?, thenClaim next: ClaimRequest?, now: Date) throws(StoreError) -> (CompletionResult?, StoredTask?) {
-        guard let completion else {
-            return (nil, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
+        if let completion, let next, !isShared {
+            return try transaction { (db) throws(StoreError) -> (CompletionResult?, StoredTask?) in
+                let result = try Self.complete(db, completion, now: now)
+                return (result, try Self.take(db, id: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now))
+            }
         }
-        guard let next, !isShared else {
-            // A shared state keeps them apart: a claim there takes advisory locks of its own,
-            // and a completion holding its scan's lock meanwhile would order locks two ways.
-            let result = try complete(completion, now: now)
-            return (result, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
-        }
-        return try transaction { (db) throws(StoreError) -> (CompletionResult?, StoredTask?) in
-            let result = try Self.complete(db, completion, now: now)
-            return (result, try Self.take(db, id: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now))
-        }
+        // A shared state keeps them apart: a claim there takes advisory locks of its own, and a
+        // completion holding its scan's lock meanwhile would order locks two ways.
+        let result = try completion.map { (c) throws(StoreError) in try complete(c, now: now) }
+        return (result, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
     }
 
     /// The completion's statements, inside the caller's transaction.
