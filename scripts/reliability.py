@@ -128,8 +128,14 @@ def file_digests(state):
 
 
 def payload_entries(workspace, state_dir="state"):
-    root = os.path.join(workspace, state_dir, "payloads")
-    return os.listdir(root) if os.path.isdir(root) else []
+    """Payload files left anywhere a host of this run may have put them: beside the state, or in
+    memory under the run's XDG_RUNTIME_DIR (README, "Payload files"), which `main` makes for this
+    run alone, so anything there is this run's."""
+    roots = [os.path.join(workspace, state_dir, "payloads")]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(os.path.join(runtime, "connector-host")):
+        roots += [os.path.join(runtime, "connector-host", name) for name in os.listdir(os.path.join(runtime, "connector-host"))]
+    return [entry for root in roots if os.path.isdir(root) for entry in os.listdir(root)]
 
 
 def wait_for(predicate, timeout, step=0.02):
@@ -805,6 +811,10 @@ def main():
     binary = os.path.join(os.path.abspath(args.bin), "connector-host")
     base = tempfile.mkdtemp(prefix="connector-host-reliability-")
     os.chmod(base, 0o755)
+    # Hosts put payload files in memory, under XDG_RUNTIME_DIR when it is on tmpfs: one of this
+    # run's own, so that the checks for leftovers see every payload and only this run's.
+    if os.path.isdir("/dev/shm"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="connector-host-reliability-run-", dir="/dev/shm")
     rng = random.Random(args.seed)
     print(f"seed {args.seed}; {'quick' if args.quick else 'full'} form; binary {binary}; work in {base}", file=sys.stderr)
     rows = []
@@ -832,6 +842,8 @@ def main():
                  "failed": c.failures} for c in rows]}, handle, indent=2)
     if not args.keep and total == 0:
         shutil.rmtree(base, ignore_errors=True)
+    if not args.keep and os.environ.get("XDG_RUNTIME_DIR", "").startswith("/dev/shm/connector-host-reliability-run-"):
+        shutil.rmtree(os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
     sys.exit(1 if total else 0)
 
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #endif
 
@@ -59,6 +60,17 @@ int ch_pidfd_open(pid_t pid) {
     (void)pid;
     errno = ENOSYS;
     return -1;
+#endif
+}
+
+int ch_is_memory_filesystem(const char *path) {
+#ifdef __linux__
+    struct statfs info;
+    if (statfs(path, &info) != 0) return 0;
+    return info.f_type == 0x01021994 /* TMPFS_MAGIC */ || info.f_type == (typeof(info.f_type))0x858458f6 /* RAMFS_MAGIC */;
+#else
+    (void)path;
+    return 0;
 #endif
 }
 

@@ -49,6 +49,17 @@ import Testing
         #expect(registry.retry == RetryPolicy())
     }
 
+    /// `payloadDirectory`: absent lets the host choose (nil), a relative path is against the config's
+    /// directory, and an empty one is a mistake named as such.
+    @Test func payloadDirectoryIsResolvedOrRefusedWhenEmpty() throws {
+        let dir = TemporaryDirectory()
+        #expect(try RegistryLoader.load(file: dir.write("plugins.json", Self.valid)).payloadDirectory == nil)
+        let named = Self.valid.replacingOccurrences(of: "\"version\": 1,", with: "\"version\": 1, \"payloadDirectory\": \"run/payloads\",")
+        #expect(try RegistryLoader.load(file: dir.write("named.json", named)).payloadDirectory == "\(dir.path)/run/payloads")
+        let empty = Self.valid.replacingOccurrences(of: "\"version\": 1,", with: "\"version\": 1, \"payloadDirectory\": \"\",")
+        #expect(problems(empty).contains { $0.hasPrefix("payloadDirectory: empty") })
+    }
+
     @Test func everyProblemAtOnceWithPathsAndSuggestions() {
         let found = problems(
             """

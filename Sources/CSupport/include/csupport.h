@@ -15,6 +15,9 @@ int ch_pidfd_open(pid_t pid);
 /// Makes orphaned descendants re-parent to this process instead of init. 0 or -1.
 int ch_set_child_subreaper(void);
 
+/// 1 when `path` is on a file system kept in memory (tmpfs, ramfs), 0 otherwise or on error.
+int ch_is_memory_filesystem(const char *path);
+
 /// Names the calling thread for `top -H`, `ps -L` and `perf` (Linux; a no-op elsewhere).
 void ch_name_thread(const char *name);
 

@@ -38,9 +38,11 @@ public enum Recovery {
         // named by an execution id is the per-execution layout of hosts before 2026-11.) Not on a
         // shared state: another host on this machine may be writing one for a claim made since.
         guard !store.isShared else { return recovered }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: payloads.root)) ?? []
-        for entry in entries where !liveExecutions.contains(PayloadFiles.executionId(ofEntry: entry) ?? entry) {
-            try? FileManager.default.removeItem(atPath: "\(payloads.root)/\(entry)")
+        for root in payloads.roots {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            for entry in entries where !liveExecutions.contains(PayloadFiles.executionId(ofEntry: entry) ?? entry) {
+                try? FileManager.default.removeItem(atPath: "\(root)/\(entry)")
+            }
         }
         return recovered
     }
@@ -56,7 +58,7 @@ public enum Recovery {
         }
         if let executionId {
             killed += killMarked("CONNECTOR_HOST_TASK_EXECUTION_ID=\(executionId)")
-            payloads.remove(executionId: executionId)
+            payloads.removeEverywhere(executionId: executionId)
         }
         return killed
     }

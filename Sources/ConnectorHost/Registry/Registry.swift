@@ -20,6 +20,9 @@ public struct Registry: Sendable {
     public var durability: Durability = .normal
     /// How long a claimed task stays claimed without its host's heartbeat (PostgreSQL), seconds.
     public var leaseSeconds: Double = 30
+    /// Where payload files go, when plugins.json says (absolute); nil: in memory when the machine
+    /// has a private place for it (`PayloadFiles.forHost`).
+    public var payloadDirectory: String?
 
     public var stateLocation: StateLocation {
         StateLocation.isDatabaseURL(statePath) ? .postgres(PostgresURL(statePath)) : .file(path: statePath)

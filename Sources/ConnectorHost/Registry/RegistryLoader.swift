@@ -67,7 +67,7 @@ struct ConfigReader {
     }
 
     static let topLevelKeys = [
-        "version", "state", "durability", "concurrency", "shutdownGraceSeconds", "leaseSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
+        "version", "state", "payloadDirectory", "durability", "concurrency", "shutdownGraceSeconds", "leaseSeconds", "retry", "limits", "handlers", "connections", "alerts", "notify", "retention", "metrics",
     ]
     static let handlerKeys = [
         "command", "taskTypes", "output", "timeoutSeconds", "killGraceSeconds", "maxOutputBytes", "env", "exitCodes",
@@ -153,6 +153,14 @@ struct ConfigReader {
         } else {
             statePath = absolute(stateSpec)
         }
+        var payloadDirectory: String?
+        if let text = string(root["payloadDirectory"], "payloadDirectory") {
+            if text.isEmpty {
+                problem("payloadDirectory", "empty; name a directory, or leave the key out to let the host choose one in memory")
+            } else {
+                payloadDirectory = absolute(text)
+            }
+        }
         let concurrency = integer(root["concurrency"], "concurrency", range: 1...1024) ?? ProcessInfo.processInfo.activeProcessorCount
         let grace = number(root["shutdownGraceSeconds"], "shutdownGraceSeconds", default: 30, range: 0...86400)
         let lease = number(root["leaseSeconds"], "leaseSeconds", default: 30, range: 1...3600)
@@ -212,7 +220,7 @@ struct ConfigReader {
         return Registry(
             file: file, directory: directory, statePath: statePath, concurrency: concurrency, shutdownGraceSeconds: grace,
             retry: retry, limits: limits, handlers: handlers, connections: connections, operations: operations, durability: durability,
-            leaseSeconds: lease)
+            leaseSeconds: lease, payloadDirectory: payloadDirectory)
     }
 
     mutating func retryPolicy(_ value: JSONValue, _ path: String, base: RetryPolicy) -> RetryPolicy {

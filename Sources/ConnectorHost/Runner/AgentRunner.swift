@@ -18,8 +18,12 @@ public struct AgentRunner: Sendable {
     public var hostEnvironment: [String: String]
 
     public init(appId: String, stateDirectory: String, logger: Logger, hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.init(appId: appId, payloads: PayloadFiles(stateDirectory: stateDirectory), logger: logger, hostEnvironment: hostEnvironment)
+    }
+
+    public init(appId: String, payloads: PayloadFiles, logger: Logger, hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
         self.appId = appId
-        self.payloads = PayloadFiles(stateDirectory: stateDirectory)
+        self.payloads = payloads
         self.logger = logger
         self.hostEnvironment = hostEnvironment
     }

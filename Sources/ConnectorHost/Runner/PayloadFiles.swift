@@ -3,17 +3,73 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSupport
 import Foundation
 
 /// The private directory (0700) where payload files live while their agent runs: one file (0600)
 /// per execution, `<taskExecutionId>.json`, removed once the agent is reaped. Leftovers of a host
 /// that was killed are removed at the next start. Flat, not a directory per execution: the
 /// mkdir/rmdir pair was a tenth of the host's CPU profile for one-task scans (ext4 inode churn).
+///
+/// A host puts them in memory when it can (`forHost`): a payload lives for one agent run, carries
+/// the connection's secrets, and needs no durability (a crashed task is re-run with a new one). On
+/// ext4, creating and unlinking one file per task was about 30 µs of host time (journal and inode
+/// work); on tmpfs it is a page copy, and the secrets never reach a disk.
 public struct PayloadFiles: Sendable {
     public let root: String
+    /// Where hosts before 2026-11 kept payloads, swept of leftovers too when `root` is elsewhere.
+    public let legacyRoot: String?
 
+    /// Payloads beside the state: `<stateDirectory>/payloads`.
     public init(stateDirectory: String) {
         root = stateDirectory + "/payloads"
+        legacyRoot = nil
+    }
+
+    public init(root: String, legacyRoot: String? = nil) {
+        self.root = root
+        self.legacyRoot = legacyRoot == root ? nil : legacyRoot
+    }
+
+    /// Where a host with working files in `localDirectory` keeps payloads: `configured` when
+    /// plugins.json names a directory (`payloadDirectory`); else a private directory in memory,
+    /// under `$XDG_RUNTIME_DIR` or `/dev/shm`, one per local directory so two hosts on different
+    /// state files never sweep each other's payloads; else `<localDirectory>/payloads`.
+    public static func forHost(
+        localDirectory: String, configured: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
+        sharedMemory: String = "/dev/shm"
+    ) -> PayloadFiles {
+        let beside = localDirectory + "/payloads"
+        if let configured { return PayloadFiles(root: configured, legacyRoot: beside) }
+        var bases: [String] = []
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { bases.append(runtime + "/connector-host") }
+        if ch_is_memory_filesystem(sharedMemory) == 1 { bases.append("\(sharedMemory)/connector-host-\(getuid())") }
+        for base in bases where ch_is_memory_filesystem((base as NSString).deletingLastPathComponent) == 1 && isPrivateDirectory(base, create: true) {
+            return PayloadFiles(root: "\(base)/\(directoryName(for: localDirectory))", legacyRoot: beside)
+        }
+        return PayloadFiles(root: beside)
+    }
+
+    /// `state-1f2e3d4c5b6a7988`: the local directory's name, for a person listing the base, and a
+    /// hash of its whole path, so that two `state` directories do not share one.
+    static func directoryName(for localDirectory: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in localDirectory.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let name = (localDirectory as NSString).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }
+        let hex = String(hash, radix: 16)
+        return (name.isEmpty || name.hasPrefix(".") ? "state" : name) + "-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// A directory only this user can enter. In a world-writable parent such as /dev/shm, a name
+    /// someone else made first (or a symlink planted there) is refused, not used.
+    static func isPrivateDirectory(_ path: String, create: Bool) -> Bool {
+        if create { _ = mkdir(path, 0o700) }
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        return (info.st_mode & S_IFMT) == S_IFDIR && info.st_uid == getuid() && (info.st_mode & 0o077) == 0
     }
 
     public struct WriteError: Error, Sendable, CustomStringConvertible {
@@ -44,6 +100,15 @@ public struct PayloadFiles: Sendable {
     public func remove(executionId: String) {
         unlink(path(executionId: executionId))
     }
+
+    /// `remove`, also where hosts before 2026-11 wrote it: for a crashed task's leftovers.
+    public func removeEverywhere(executionId: String) {
+        remove(executionId: executionId)
+        if let legacyRoot { unlink("\(legacyRoot)/\(executionId).json") }
+    }
+
+    /// The directories a sweep of leftovers looks in.
+    public var roots: [String] { [root] + (legacyRoot.map { [$0] } ?? []) }
 
     /// The execution a file in `root` belongs to; nil for anything the host did not write.
     public static func executionId(ofEntry name: String) -> String? {

@@ -71,16 +71,21 @@ enum Common {
 
     static func operations(_ registry: Registry, store: SQLStore, logger: Logger) -> HostOperations {
         let notifier = registry.operations.notify.map {
-            Notifier(settings: $0, appId: store.appId, configDirectory: registry.directory, payloads: PayloadFiles(stateDirectory: registry.localDirectory), logger: logger)
+            Notifier(settings: $0, appId: store.appId, configDirectory: registry.directory, payloads: payloads(registry), logger: logger)
         }
         return HostOperations(settings: registry.operations, store: StoreAccess(store), notifier: notifier, logger: logger)
+    }
+
+    /// Where this host's payload files go (README, "Payload files").
+    static func payloads(_ registry: Registry) -> PayloadFiles {
+        PayloadFiles.forHost(localDirectory: registry.localDirectory, configured: registry.payloadDirectory)
     }
 
     /// Registers this process as a host and keeps its claims alive until `stop()`.
     static func leaseKeeper(_ registry: Registry, store: SQLStore, command: String, logger: Logger) throws(CommandFailure) -> LeaseKeeper {
         do {
             let keeper = try LeaseKeeper(
-                store: store, command: command, leaseSeconds: registry.leaseSeconds, payloads: PayloadFiles(stateDirectory: registry.localDirectory), logger: logger)
+                store: store, command: command, leaseSeconds: registry.leaseSeconds, payloads: payloads(registry), logger: logger)
             keeper.start()
             return keeper
         } catch {
@@ -115,7 +120,7 @@ enum Common {
     }
 
     static func executor(_ registry: Registry, store: SQLStore, logger: Logger) -> TaskExecutor {
-        let runner = AgentRunner(appId: store.appId, stateDirectory: registry.localDirectory, logger: logger)
+        let runner = AgentRunner(appId: store.appId, payloads: payloads(registry), logger: logger)
         return TaskExecutor(store: StoreAccess(store), runner: runner, logger: logger)
     }
 
