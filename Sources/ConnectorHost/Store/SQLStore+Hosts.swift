@@ -27,7 +27,7 @@ extension SQLStore {
 
     public func expiredLeases(now: Date) throws(StoreError) -> [StoredTask] {
         try locked { (db) throws(StoreError) in
-            try db.rows("SELECT \(Self.taskColumns) FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY seq", [.date(now)], Self.task)
+            try db.rows("SELECT \(Self.taskColumns) FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY +seq", [.date(now)], Self.task)
         }
     }
 

@@ -194,11 +194,16 @@ extension SQLStore {
                     AND scan_id IN (SELECT id FROM scans WHERE status <> 'running' AND ended_at < ?)
                 """, cutoff)
             result.tasks = db.changes
+            // The newest execution of each task still kept stays, however old: ranked here in one
+            // pass, because no index by task is kept (it cost every execution a random page).
             try db.run(
                 """
                 DELETE FROM executions WHERE started_at < ?
-                    AND (task_id NOT IN (SELECT id FROM tasks)
-                         OR \(order) <> (SELECT e.\(order) FROM executions e WHERE e.task_id = executions.task_id ORDER BY e.started_at DESC, e.\(order) DESC LIMIT 1))
+                    AND \(order) NOT IN (
+                        SELECT kept FROM (
+                            SELECT e.\(order) AS kept, ROW_NUMBER() OVER (PARTITION BY e.task_id ORDER BY e.started_at DESC, e.\(order) DESC) AS n
+                            FROM executions e WHERE e.task_id IN (SELECT id FROM tasks)) ranked
+                        WHERE n = 1)
                 """, cutoff)
             result.executions = db.changes
             try db.run(

@@ -314,8 +314,10 @@ extension SQLStore {
         return scan
     }
 
+    /// `+seq`: ordered after the (few) running tasks are found by their partial index; ordering by
+    /// `seq` itself would have SQLite walk the whole table in `seq` order to skip a sort.
     public func runningTasks() throws(StoreError) -> [StoredTask] {
-        try locked { (db) throws(StoreError) in try db.rows("SELECT \(Self.taskColumns) FROM tasks WHERE state = 'running' ORDER BY seq", [], Self.task) }
+        try locked { (db) throws(StoreError) in try db.rows("SELECT \(Self.taskColumns) FROM tasks WHERE state = 'running' ORDER BY +seq", [], Self.task) }
     }
 
     public func requeueInterrupted(taskId: String, note: String, now: Date) throws(StoreError) {

@@ -26,6 +26,13 @@ final class SQLiteDatabase: SQLDatabase {
         sqlite3_extended_result_codes(db, 1)
     }
 
+    /// Rows each cached statement stepped through in full scans (of a table or a whole index)
+    /// since the last call, by SQL. For tests: a statement the host runs per task must find its
+    /// rows through an index, however many tasks the state keeps.
+    func takeFullScanSteps() -> [String: Int] {
+        statements.mapValues { Int(sqlite3_stmt_status($0, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1)) }
+    }
+
     /// Moves WAL checkpoints off the committing thread (`WALCheckpointer`). For a file in WAL mode.
     func checkpointInBackground(synchronous: String) {
         guard checkpointer == nil else { return }
