@@ -48,6 +48,24 @@ import Testing
         }
     }
 
+    /// Strings are written in runs between the characters that need escaping: those runs must
+    /// keep every other character, whatever it sits next to.
+    @Test(arguments: [
+        "", "plain", "\"", "\\", "a\"b\\c", "line\nbreak\r\n", "\t\u{0}\u{1f}\u{7f}", "é e\u{301} 日本 👩‍👩‍👧", "\"👩‍👩‍👧\"\n", "\r\n\r\n", "end\\",
+    ])
+    func stringsRoundTripAndEscapeOnlyWhatJSONRequires(text: String) throws {
+        let written = JSONValue.string(text).serialized()
+        #expect(try JSONParser.parse(written) == .string(text))
+        #expect(!written.dropFirst().dropLast().unicodeScalars.contains { $0.value < 0x20 })
+        #expect(written.utf8.count == text.utf8.count + 2 + text.unicodeScalars.reduce(0) { count, scalar in
+            switch scalar {
+            case "\"", "\\", "\n", "\r", "\t": count + 1
+            case _ where scalar.value < 0x20: count + 5
+            default: count
+            }
+        })
+    }
+
     @Test func deepNestingIsRefusedNotACrash() {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
