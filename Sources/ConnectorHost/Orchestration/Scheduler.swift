@@ -28,8 +28,13 @@ public struct PassSummary: Sendable {
     public var recovered: [Recovery.Recovered] = []
     public var opened: [String] = []
     public var skippedTicks = 0
-    /// The last `shownLimit` executions, for the table a pass prints; the counts cover them all.
-    public private(set) var finished: [FinishedTask] = []
+    /// The last `shownLimit` executions, oldest first, for the table a pass prints; the counts
+    /// cover them all.
+    public var finished: [FinishedTask] { Array(recent[oldest...] + recent[..<oldest]) }
+    /// A ring: once full, each execution overwrites the oldest (removing the first of 200 moved
+    /// the other 199, per task).
+    private var recent: [FinishedTask] = []
+    private var oldest = 0
     public private(set) var executions = 0
     public private(set) var succeeded = 0
     /// Failed, not counting interrupted ones (re-queued, not failures).
@@ -41,7 +46,7 @@ public struct PassSummary: Sendable {
     /// Any execution of the pass failed (interrupted ones are re-queued, not failures).
     public var anyFailed: Bool { failed > 0 }
     /// Executions run but left out of `finished`.
-    public var notShown: Int { executions - finished.count }
+    public var notShown: Int { executions - recent.count }
 
     public init() {}
 
@@ -54,8 +59,12 @@ public struct PassSummary: Sendable {
         } else if task.record.status == .failure {
             failed += 1
         }
-        if finished.count == Self.shownLimit { finished.removeFirst() }
-        finished.append(task)
+        if recent.count < Self.shownLimit {
+            recent.append(task)
+        } else {
+            recent[oldest] = task
+            oldest = (oldest + 1) % Self.shownLimit
+        }
     }
 }
 
