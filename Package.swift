@@ -39,7 +39,7 @@ let package = Package(
         // bench/run.sh's in-process store benchmark.
         .executableTarget(
             name: "connector-host-bench",
-            dependencies: ["ConnectorHost"]
+            dependencies: ["ConnectorHost", "CSupport"]
         ),
         // Foundation only: an agent built on it does not pull in the host.
         .target(name: "AgentKit"),

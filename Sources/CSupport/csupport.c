@@ -13,6 +13,7 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #include <sys/vfs.h>
+#include <malloc.h>
 #include <sys/syscall.h>
 #endif
 
@@ -71,6 +72,14 @@ int ch_is_memory_filesystem(const char *path) {
 #else
     (void)path;
     return 0;
+#endif
+}
+
+void ch_set_malloc_trim_threshold(int bytes) {
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, bytes);
+#else
+    (void)bytes;
 #endif
 }
 

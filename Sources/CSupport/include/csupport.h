@@ -18,6 +18,10 @@ int ch_set_child_subreaper(void);
 /// 1 when `path` is on a file system kept in memory (tmpfs, ramfs), 0 otherwise or on error.
 int ch_is_memory_filesystem(const char *path);
 
+/// mallopt(M_TRIM_THRESHOLD): freed memory at the top of the heap that glibc keeps instead of
+/// returning it to the kernel (a no-op elsewhere).
+void ch_set_malloc_trim_threshold(int bytes);
+
 /// Names the calling thread for `top -H`, `ps -L` and `perf` (Linux; a no-op elsewhere).
 void ch_name_thread(const char *name);
 
