@@ -67,6 +67,21 @@ struct PayloadFilesTests {
         #expect(PayloadFiles.forHost(localDirectory: local, environment: [:], sharedMemory: planted.path).root == local + "/payloads")
     }
 
+    /// A memory directory that cannot take the file (full, gone read-only) must not fail the task:
+    /// the payload goes beside the state instead, and is removed by the path written.
+    @Test func aPayloadTheMemoryDirectoryCannotTakeGoesBesideTheState() throws {
+        let disk = TemporaryDirectory()
+        let blocker = disk.write("not-a-directory", "")
+        let payloads = PayloadFiles(root: blocker + "/payloads", legacyRoot: disk.path + "/state/payloads")
+        let path = try payloads.write(.object(["k": .string("v")]), executionId: "e1")
+        #expect(path == disk.path + "/state/payloads/e1.json")
+        #expect(try JSONParser.parse(String(contentsOfFile: path, encoding: .utf8)) == .object(["k": .string("v")]))
+        payloads.remove(path: path)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        // Without a place on disk to fall back to, the error names the file.
+        #expect(throws: PayloadFiles.WriteError.self) { try PayloadFiles(root: blocker + "/payloads").write(.null, executionId: "e2") }
+    }
+
     /// A host that crashed before payloads moved left them beside the state: recovery sweeps there too.
     @Test func recoverySweepsTheOldLocationToo() throws {
         let shm = SharedMemory()

@@ -69,7 +69,7 @@ public struct Notifier: Sendable {
             logger.error(label, "cannot write the notification for alert \(item.alert.id): \(error)")
             return false
         }
-        defer { payloads.remove(executionId: id) }
+        defer { payloads.remove(path: path) }
         var env: [String: String] = [:]
         for name in AgentRunner.passedThrough { if let value = hostEnvironment[name] { env[name] = value } }
         if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }

@@ -87,7 +87,7 @@ public struct AgentRunner: Sendable {
         } catch {
             return finish(StatusMapper.launchFailed("\(error)"))
         }
-        defer { payloads.remove(executionId: context.taskExecutionId) }
+        defer { payloads.remove(path: payloadPath) }
 
         let executable = ExecutableResolver.resolve(handler.command[0], configDirectory: configDirectory, searchPath: hostEnvironment["PATH"])
         let marker = "CONNECTOR_HOST_TASK_EXECUTION_ID=\(context.taskExecutionId)"

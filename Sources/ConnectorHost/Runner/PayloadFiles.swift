@@ -78,21 +78,41 @@ public struct PayloadFiles: Sendable {
         public var description: String { "cannot write payload \(path): \(String(cString: strerror(code)))" }
     }
 
-    /// Writes the payload and returns its path.
+    /// Writes the payload and returns its path: in `root`, or beside the state (`legacyRoot`) when
+    /// `root` cannot take it (a small /dev/shm full, say): a task must not fail for want of a place
+    /// in memory. Remove it by the returned path (`remove(path:)`).
     public func write(_ payload: JSONValue, executionId: String) throws(WriteError) -> String {
-        let path = self.path(executionId: executionId)
+        let text = payload.serialized(pretty: true)
+        do {
+            return try write(text, in: root, executionId: executionId)
+        } catch {
+            guard let legacyRoot else { throw error }
+            return try write(text, in: legacyRoot, executionId: executionId)
+        }
+    }
+
+    private func write(_ text: String, in directory: String, executionId: String) throws(WriteError) -> String {
+        let path = "\(directory)/\(executionId).json"
         var fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 && errno == ENOENT {
             // The first payload of this state (or the directory was removed): make it, once,
             // instead of a mkdir per task.
-            try makePrivateDirectory(root)
+            try makePrivateDirectory(directory)
             fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         }
         guard fd >= 0 else { throw WriteError(path: path, code: errno) }
-        defer { _ = closeDescriptor(fd) }
-        let code = FileDescriptorIO.writeAll(fd, payload.serialized(pretty: true).utf8)
-        guard code == 0 else { throw WriteError(path: path, code: code) }
+        let code = FileDescriptorIO.writeAll(fd, text.utf8)
+        _ = closeDescriptor(fd)
+        guard code == 0 else {
+            unlink(path)
+            throw WriteError(path: path, code: code)
+        }
         return path
+    }
+
+    /// Removes a payload `write` returned.
+    public func remove(path: String) {
+        unlink(path)
     }
 
     public func path(executionId: String) -> String { "\(root)/\(executionId).json" }
