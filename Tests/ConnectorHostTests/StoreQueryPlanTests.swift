@@ -25,12 +25,15 @@ import Testing
         try store.saveSchedules(
             connectionId: "c", [StoredSchedule(connectionId: "c", taskType: Self.type, rootTaskId: root, spec: "every 1h", nextDueAt: now, lastDueAt: nil)], now: now)
 
-        func run(_ task: StoredTask, executionId: String, children: [NewChild] = []) throws {
+        func success(_ task: StoredTask, executionId: String) -> TaskCompletion {
             let record = TaskRecord(
                 taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: "c", handler: "h",
                 type: task.taskType, trigger: task.trigger, status: .success, failureReason: nil, exitCode: 0, signal: nil, timedOut: false, startedAt: now,
                 durationMs: 5, attempt: task.attempt, result: nil, error: nil, stderrTail: "")
-            var completion = TaskCompletion(record: record, transition: .succeeded)
+            return TaskCompletion(record: record, transition: .succeeded)
+        }
+        func run(_ task: StoredTask, executionId: String, children: [NewChild] = []) throws {
+            var completion = success(task, executionId: executionId)
             completion.children = children
             _ = try store.complete(completion, now: now)
         }
@@ -56,14 +59,7 @@ import Testing
                 _ = try store.runningTasks()
                 guard let next = ready.first else { break }
                 let executionId = DeterministicID.random()
-                let completion = previous.map { (task, id) -> TaskCompletion in
-                    TaskCompletion(
-                        record: TaskRecord(
-                            taskId: task.id, taskExecutionId: id, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: "c", handler: "h",
-                            type: task.taskType, trigger: task.trigger, status: .success, failureReason: nil, exitCode: 0, signal: nil, timedOut: false,
-                            startedAt: now, durationMs: 5, attempt: task.attempt, result: nil, error: nil, stderrTail: ""),
-                        transition: .succeeded)
-                }
+                let completion = previous.map { success($0.0, executionId: $0.1) }
                 let claim = ClaimRequest(taskId: next.id, executionId: executionId, owner: owner, options: ClaimOptions())
                 let (_, claimed) = try store.complete(completion, thenClaim: claim, now: now)
                 previous = (try #require(claimed), executionId)

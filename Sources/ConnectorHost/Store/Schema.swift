@@ -202,14 +202,7 @@ enum Schema {
         // keeps the entry's key), and a scan's tasks by scan alone, which no change of state
         // touches. Executions by task (a random leaf per child) served only `prune`, which now
         // ranks executions per task itself. About 12 pages per task now.
-        """
-        DROP INDEX tasks_ready;
-        CREATE INDEX tasks_due ON tasks(next_run_at) WHERE state IN ('queued', 'snoozed');
-        DROP INDEX tasks_scan;
-        CREATE INDEX tasks_by_scan ON tasks(scan_id);
-        CREATE INDEX tasks_open ON tasks(scan_id) WHERE state IN ('queued', 'running', 'snoozed');
-        DROP INDEX executions_task;
-        """,
+        fewerIndexPages,
     ]
 
     /// PostgreSQL starts at the schema SQLite reached in 4 steps, with its own types: identity
@@ -384,13 +377,16 @@ enum Schema {
         """,
         // 3: as SQLite's 7. On PostgreSQL a change of state is not a HOT update, so every
         // index of the table gets a new entry: the fewer the indexes, the fewer the writes.
-        """
+        fewerIndexPages,
+    ]
+
+    /// SQLite's 7 and PostgreSQL's 3: the same statements on both.
+    static let fewerIndexPages = """
         DROP INDEX tasks_ready;
         CREATE INDEX tasks_due ON tasks(next_run_at) WHERE state IN ('queued', 'snoozed');
         DROP INDEX tasks_scan;
         CREATE INDEX tasks_by_scan ON tasks(scan_id);
         CREATE INDEX tasks_open ON tasks(scan_id) WHERE state IN ('queued', 'running', 'snoozed');
         DROP INDEX executions_task;
-        """,
-    ]
+        """
 }
