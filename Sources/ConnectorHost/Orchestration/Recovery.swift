@@ -58,7 +58,7 @@ public enum Recovery {
         }
         if let executionId {
             killed += killMarked("CONNECTOR_HOST_TASK_EXECUTION_ID=\(executionId)")
-            payloads.removeEverywhere(executionId: executionId)
+            payloads.remove(executionId: executionId)
         }
         return killed
     }

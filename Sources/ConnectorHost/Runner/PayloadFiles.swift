@@ -42,9 +42,11 @@ public struct PayloadFiles: Sendable {
         let beside = localDirectory + "/payloads"
         if let configured { return PayloadFiles(root: configured, legacyRoot: beside) }
         var bases: [String] = []
-        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { bases.append(runtime + "/connector-host") }
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/"), ch_is_memory_filesystem(runtime) == 1 {
+            bases.append(runtime + "/connector-host")
+        }
         if ch_is_memory_filesystem(sharedMemory) == 1 { bases.append("\(sharedMemory)/connector-host-\(getuid())") }
-        for base in bases where ch_is_memory_filesystem((base as NSString).deletingLastPathComponent) == 1 && isPrivateDirectory(base, create: true) {
+        for base in bases where isPrivateDirectory(base, create: true) {
             return PayloadFiles(root: "\(base)/\(directoryName(for: localDirectory))", legacyRoot: beside)
         }
         return PayloadFiles(root: beside)
@@ -92,7 +94,7 @@ public struct PayloadFiles: Sendable {
     }
 
     private func write(_ text: String, in directory: String, executionId: String) throws(WriteError) -> String {
-        let path = "\(directory)/\(executionId).json"
+        let path = Self.file(in: directory, executionId: executionId)
         var fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 && errno == ENOENT {
             // The first payload of this state (or the directory was removed): make it, once,
@@ -115,16 +117,11 @@ public struct PayloadFiles: Sendable {
         unlink(path)
     }
 
-    public func path(executionId: String) -> String { "\(root)/\(executionId).json" }
+    static func file(in directory: String, executionId: String) -> String { "\(directory)/\(executionId).json" }
 
+    /// A crashed task's payload, wherever this host or one before 2026-11 wrote it.
     public func remove(executionId: String) {
-        unlink(path(executionId: executionId))
-    }
-
-    /// `remove`, also where hosts before 2026-11 wrote it: for a crashed task's leftovers.
-    public func removeEverywhere(executionId: String) {
-        remove(executionId: executionId)
-        if let legacyRoot { unlink("\(legacyRoot)/\(executionId).json") }
+        for root in roots { unlink(Self.file(in: root, executionId: executionId)) }
     }
 
     /// The directories a sweep of leftovers looks in.
