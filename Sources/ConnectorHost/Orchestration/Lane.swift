@@ -3,12 +3,13 @@ import Synchronization
 
 /// One supervisor thread running tasks back to back, and the scheduler's handle on it.
 ///
-/// The scheduler picks a lane's next task while its current one runs (a reservation). When the
-/// agent ends, the lane's thread commits the outcome and claims the reservation in the same
-/// transaction and spawns the next agent at once: no commit of its own for the claim, and no
-/// round trip through the scheduler between two agents. The scheduler hears of each task's end
-/// afterwards, off the lane's path. A lane whose reservation is missing when its agent ends
-/// stops; the scheduler can take a reservation back (`revoke`) while it waits.
+/// The scheduler picks a lane's next task while its current one runs (a reservation). Once the
+/// agent is spawned, the lane's thread commits the previous agent's outcome and claims the
+/// reservation in one transaction, so when the agent ends the claimed task starts at once and
+/// the commit overlaps an agent instead of standing between two (`TaskExecutor.runLane`). The
+/// scheduler hears of each task's end afterwards, off the lane's path. A lane whose reservation
+/// is missing when its agent ends stops; the scheduler can take a reservation back (`revoke`)
+/// while it waits.
 final class Lane: Sendable {
     /// A task handed to the lane: the candidate the scheduler picked (its slot) and the claim.
     struct Job: Sendable {
@@ -105,6 +106,19 @@ final class Lane: Sendable {
             return job
         }
     }
+
+    /// The reserved job if there is one now, for a claim made while an agent runs; unlike
+    /// `takeReservation`, finding none leaves the lane open.
+    func takeReservationIfReady() -> Job? {
+        state.withLock { s in
+            guard !s.closed else { return nil }
+            defer { s.reservation = nil }
+            return s.reservation
+        }
+    }
+
+    /// The scheduler has closed the lane (the host is draining): a task claimed ahead must not start.
+    var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Ends the lane with `report` (a job it could not run): closes it and reports the
     /// reservation it still held, if any, as unclaimed, so that no task handed to it is left

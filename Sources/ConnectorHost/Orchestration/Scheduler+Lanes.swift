@@ -10,9 +10,10 @@ extension Scheduler {
         switch laneReport {
         case .notClaimed(let slot, let connection):
             state.release(slot, connection: connection, handler: nil)
-            // On a shared state the other hosts are working through the same list: read what
-            // is still free rather than walk into their wake.
-            if store.store.isShared { state.candidatesStale = true }
+            // The task may be queued again (a claim made ahead and given back, a lane that
+            // stopped) and is no longer among the candidates; on a shared state the other hosts
+            // are working through the same list. Either way: read what is free now.
+            state.candidatesStale = true
         case .finished(let finished, let slot, let connection):
             state.release(slot, connection: connection, handler: nil)
             summary.record(finished)

@@ -51,7 +51,10 @@ public struct TaskExecutor: Sendable {
 
     /// Runs the claimed task's agent and decides its outcome: child validation, the retry
     /// decision. Reads the store (the scan's size) but writes nothing.
-    func run(_ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32) throws(StoreError) -> Outcome {
+    /// `whileRunning` is called at each `ChildMilestone` of the agent (`AgentRunner.runBlocking`).
+    func run(
+        _ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32, whileRunning: (ChildMilestone) -> Void = { _ in }
+    ) throws(StoreError) -> Outcome {
         let store = self.store.store
         let now = Date()
         guard let connection = registry.connections[task.connectionId], let handler = registry.handlers[connection.handler] else {
@@ -65,9 +68,9 @@ public struct TaskExecutor: Sendable {
         let context = TaskContext(
             taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: connection.id,
             taskType: task.taskType, trigger: task.trigger, attempt: task.attempt, taskMetadata: task.metadata, persistentTaskMetadata: task.checkpoint)
-        let execution = runner.runBlocking(handler: handler, connection: connection, context: context, configDirectory: registry.directory, cancelFD: cancelFD) { process in
-            try? store.recordSpawn(taskId: task.id, executionId: executionId, agent: process)
-        }
+        let execution = runner.runBlocking(
+            handler: handler, connection: connection, context: context, configDirectory: registry.directory, cancelFD: cancelFD,
+            onSpawn: { process in try? store.recordSpawn(taskId: task.id, executionId: executionId, agent: process) }, whileRunning: whileRunning)
         var record = execution.record
         record.records = execution.report.stats?.records
         var verdict = execution.verdict
@@ -111,8 +114,7 @@ public struct TaskExecutor: Sendable {
         return FinishedTask(record: record, transition: outcome.completion.transition, completion: result, interrupted: outcome.interrupted)
     }
 
-    /// Runs `first`, then each job the scheduler reserves on `lane` while the previous one runs,
-    /// on one supervisor thread: a task's commit and the next one's claim are one transaction.
+    /// Runs `first`, then each job the scheduler reserves on `lane`, on one supervisor thread.
     /// Returns at once; the lane reports each job's fate.
     func startLane(_ lane: Lane, with first: Lane.Job) {
         SupervisorThreads.shared.run { [self] in
@@ -121,50 +123,143 @@ public struct TaskExecutor: Sendable {
         }
     }
 
+    /// The lane's loop. Once an agent is spawned, the previous agent's outcome is committed and
+    /// the lane's reservation claimed, in one transaction, while the agent runs; when it ends,
+    /// the task claimed ahead starts at once. The commit, the claim and the scheduler's turn so
+    /// overlap an agent instead of standing between two. A task is still claimed before its agent
+    /// starts, and an outcome committed after its agent ends; a host that crashes in between
+    /// leaves both tasks running in the store, and the next start re-queues them (`Recovery`).
+    /// With no reservation in time, the outcome is committed with the next claim once the agent
+    /// has ended, still as one transaction.
     func runLane(_ lane: Lane, first: Lane.Job) {
         let store = self.store.store
         let cancelFD = lane.cancellation.readFD
-        var job: Lane.Job? = first
-        var previous: (outcome: Outcome, job: Lane.Job)?
+        // An agent's outcome, decided and not yet committed.
+        var pending: (outcome: Outcome, job: Lane.Job)?
+        // A task claimed while the previous agent ran, not started yet.
+        var ahead: (job: Lane.Job, task: StoredTask)?
+        var next: Lane.Job? = first
         while true {
-            // Cancelled (the host is stopping): the job's task stays queued.
-            var cancelled = pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)
-            let claim = poll(&cancelled, 1, 0) > 0 ? nil : job
-            let committed: (CompletionResult?, StoredTask?)
-            do {
-                committed = try store.complete(previous?.outcome.completion, thenClaim: claim?.claim, now: Date())
-            } catch {
-                if let previous, let job {
-                    lane.post(.failedToRecord(error, slot: previous.job.slot, connection: previous.job.connection))
-                    lane.stop(with: .failedToRecord(error, slot: job.slot, connection: job.connection))
-                } else if let failed = job ?? previous?.job {
-                    lane.stop(with: .failedToRecord(error, slot: failed.slot, connection: failed.connection))
+            let current: (job: Lane.Job, task: StoredTask)
+            // Cancelled (the host is stopping): nothing more starts; reserved tasks stay queued.
+            let cancelled = Self.isReadable(cancelFD)
+            if let claimed = ahead, !cancelled, !lane.isClosed {
+                current = claimed
+                ahead = nil
+            } else {
+                if let claimed = ahead {
+                    // Stopping: the task claimed ahead goes back to the queue, never started.
+                    ahead = nil
+                    do {
+                        _ = try store.releaseClaim(taskId: claimed.task.id, executionId: claimed.job.claim.executionId, now: Date())
+                    } catch {
+                        Self.fail(lane, error, [claimed.job, pending?.job])
+                        return
+                    }
+                    lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection))
+                    next = lane.takeReservation()
                 }
-                return
+                let claim = cancelled ? nil : next
+                let committed: (CompletionResult?, StoredTask?)
+                do {
+                    committed = try store.complete(pending?.outcome.completion, thenClaim: claim?.claim, now: Date())
+                } catch {
+                    Self.fail(lane, error, [pending?.job, next])
+                    return
+                }
+                if let previous = pending, let result = committed.0 {
+                    lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: next == nil)
+                }
+                pending = nil
+                // No job: the lane closed itself when it found no reservation.
+                guard let job = next else { return }
+                guard let task = committed.1 else {
+                    lane.stop(with: .notClaimed(slot: job.slot, connection: job.connection))
+                    return
+                }
+                current = (job, task)
             }
-            if let previous, let result = committed.0 {
-                lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: job == nil)
-            }
-            // No job: the lane closed itself when it found no reservation.
-            guard let current = job else { return }
-            guard let task = committed.1 else {
-                lane.stop(with: .notClaimed(slot: current.slot, connection: current.connection))
-                return
-            }
+
+            var hookFailure: (error: StoreError, reserved: Lane.Job?)?
             let outcome: Outcome
-            do {
-                outcome = try run(task, executionId: current.claim.executionId, registry: current.registry, cancelFD: cancelFD)
+            do throws(StoreError) {
+                outcome = try run(current.task, executionId: current.job.claim.executionId, registry: current.job.registry, cancelFD: cancelFD) { milestone in
+                    if milestone == .noticed {
+                        // Not a short agent: the task claimed ahead is given back rather than
+                        // held from other lanes and hosts while this one runs on.
+                        guard let claimed = ahead else { return }
+                        ahead = nil
+                        do throws(StoreError) {
+                            _ = try store.releaseClaim(taskId: claimed.task.id, executionId: claimed.job.claim.executionId, now: Date())
+                            lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection))
+                        } catch {
+                            hookFailure = (error, claimed.job)
+                            lane.cancellation.fire()
+                        }
+                        return
+                    }
+                    // Just spawned: commit the previous outcome, claim the next task.
+                    let reserved = lane.takeReservationIfReady()
+                    guard pending != nil || reserved != nil else { return }
+                    do throws(StoreError) {
+                        let committed = try store.complete(pending?.outcome.completion, thenClaim: reserved?.claim, now: Date())
+                        if let previous = pending, let result = committed.0 {
+                            lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection))
+                        }
+                        pending = nil
+                        if let reserved {
+                            if let task = committed.1 {
+                                ahead = (reserved, task)
+                            } else {
+                                lane.post(.notClaimed(slot: reserved.slot, connection: reserved.connection))
+                            }
+                        }
+                    } catch {
+                        // Nothing was recorded: the lane cannot go on, so its agent is stopped too.
+                        hookFailure = (error, reserved)
+                        lane.cancellation.fire()
+                    }
+                }
             } catch {
                 // The task is claimed but its outcome cannot be decided (the store failed a
                 // read): it stays running, and is recovered at the next start.
-                lane.stop(with: .failedToRecord(error, slot: current.slot, connection: current.connection))
+                Self.fail(lane, error, [pending?.job, ahead?.job, current.job])
                 return
             }
-            previous = (outcome, current)
+            if let hookFailure {
+                Self.fail(lane, hookFailure.error, [pending?.job, hookFailure.reserved, current.job])
+                return
+            }
+            if let previous = pending {
+                // The agent never started, so the previous outcome was not committed meanwhile.
+                do {
+                    if let result = try store.complete(previous.outcome.completion, thenClaim: nil, now: Date()).0 {
+                        lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection))
+                    }
+                } catch {
+                    Self.fail(lane, error, [previous.job, current.job])
+                    return
+                }
+            }
+            pending = (outcome, current.job)
             // Interrupted: the lane takes no more work (the reservation is reported unclaimed).
-            job = lane.takeReservation()
+            if ahead == nil { next = lane.takeReservation() }
         }
     }
+
+    static func isReadable(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
+    }
+
+    /// Ends the lane on a store failure: every job it still holds is reported unrecorded (the
+    /// scheduler stops the host; tasks left running are recovered at the next start).
+    static func fail(_ lane: Lane, _ error: StoreError, _ jobs: [Lane.Job?]) {
+        let jobs = jobs.compactMap { $0 }
+        for job in jobs.dropLast() { lane.post(.failedToRecord(error, slot: job.slot, connection: job.connection)) }
+        if let last = jobs.last { lane.stop(with: .failedToRecord(error, slot: last.slot, connection: last.connection)) }
+    }
+
     func log(_ record: TaskRecord, transition: TaskTransition, result: CompletionResult, children: Int) {
         let label = "\(record.connectionId)/\(record.type)"
         let meta: KeyValuePairs<String, String> = ["task": record.taskId, "attempt": String(record.attempt), "ms": String(record.durationMs)]

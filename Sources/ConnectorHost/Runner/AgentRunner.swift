@@ -34,8 +34,11 @@ public struct AgentRunner: Sendable {
     /// How long an agent runs before `onSpawn` hears of it. Most no-op and small tasks end sooner
     /// and so never cost the store a spawn record (a commit) or the host a read of `/proc`; a
     /// host killed meanwhile leaves an agent recovery still finds, by the execution marker in its
-    /// environment.
+    /// environment. A lane also gives back the task it claimed ahead at this point
+    /// (`TaskExecutor.runLane`).
     static let spawnNoticeDelaySeconds = 0.1
+    /// `spawnNoticeDelaySeconds` for this runner's agents; tests hold a claim ahead longer.
+    var spawnNoticeDelay = Self.spawnNoticeDelaySeconds
 
     /// Runs the agent. `onSpawn` sees the process once it has run for `spawnNoticeDelaySeconds`
     /// (the store records it so a restarted host can find it by pid and start time). Cancelling the calling task stops the agent (SIGTERM, grace,
@@ -51,9 +54,10 @@ public struct AgentRunner: Sendable {
 
     /// `run` on the calling thread, blocked until the agent is reaped: for a supervisor thread
     /// (`TaskExecutor` runs a whole task there). `cancelFD` readable stops the agent.
+    /// `whileRunning` is called at each `ChildMilestone` of the agent (never if it could not be spawned).
     func runBlocking(
         handler: Handler, connection: Connection, context: TaskContext, configDirectory: String, cancelFD: Int32,
-        onSpawn: @escaping @Sendable (SpawnedProcess) -> Void
+        onSpawn: @escaping @Sendable (SpawnedProcess) -> Void, whileRunning: (ChildMilestone) -> Void = { _ in }
     ) -> AgentExecution {
         let startedAt = Date()
         let label = "\(connection.id)/\(context.taskType)"
@@ -96,14 +100,15 @@ public struct AgentRunner: Sendable {
             environment: environment(handler: handler, connection: connection, context: context, secrets: secrets, payloadPath: payloadPath),
             workingDirectory: handler.workingDirectory, timeoutSeconds: handler.timeoutSeconds, killGraceSeconds: handler.killGraceSeconds,
             maxOutputBytes: handler.maxOutputBytes, marker: marker)
-        spec.spawnNoticeDelaySeconds = Self.spawnNoticeDelaySeconds
+        spec.spawnNoticeDelaySeconds = spawnNoticeDelay
 
         let logger = self.logger
         let taskId = context.taskId
         let outcome: ProcessOutcome
-        switch ProcessSupervisor.runBlocking(spec, cancelFD: cancelFD, onSpawn: onSpawn, onStderrLine: { line in
-            logger.info(label, redactor.redact(line), ["task": taskId, "stream": "stderr"])
-        }) {
+        switch ProcessSupervisor.runBlocking(
+            spec, cancelFD: cancelFD, onSpawn: onSpawn,
+            onStderrLine: { line in logger.info(label, redactor.redact(line), ["task": taskId, "stream": "stderr"]) }, whileRunning: whileRunning
+        ) {
         case .success(let value):
             outcome = value
         case .failure(let error):

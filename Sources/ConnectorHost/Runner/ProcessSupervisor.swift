@@ -41,14 +41,25 @@ public enum ProcessSupervisor {
 
     /// The same run on the calling thread, which it blocks until the child is reaped: for a
     /// supervisor thread only. `cancelFD` readable stops the child (SIGTERM, grace, SIGKILL).
+    /// `whileRunning` is called on this thread at each `ChildMilestone`, while the child runs:
+    /// work that can overlap it (its pipes hold 64 KiB meanwhile).
     static func runBlocking(
         _ spec: ProcessSpec, cancelFD: Int32, onSpawn: @escaping @Sendable (SpawnedProcess) -> Void = { _ in },
-        onStderrLine: @escaping @Sendable (String) -> Void = { _ in }
+        onStderrLine: @escaping @Sendable (String) -> Void = { _ in }, whileRunning: (ChildMilestone) -> Void = { _ in }
     ) -> Result<ProcessOutcome, LaunchFailure> {
         _ = subreaper
         var run = SupervisedRun(spec: spec, cancelFD: cancelFD, onSpawn: onSpawn, onStderrLine: onStderrLine)
-        return run.execute()
+        return run.execute(whileRunning: whileRunning)
     }
+}
+
+/// Moments in a supervised child's life at which its supervisor can do other work.
+enum ChildMilestone: Sendable {
+    /// Just spawned; its output is not read yet.
+    case spawned
+    /// Still running after `ProcessSpec.spawnNoticeDelaySeconds` (`onSpawn` has just heard of
+    /// it); never reached when that delay is zero.
+    case noticed
 }
 
 /// A pipe whose write end wakes the supervising thread's poll. Closing is guarded so a late
@@ -116,7 +127,7 @@ struct SupervisedRun {
         stdout = OutputSpool(directory: payloadDirectory.flatMap { $0.isEmpty ? nil : $0 } ?? (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"))
     }
 
-    mutating func execute() -> Result<ProcessOutcome, LaunchFailure> {
+    mutating func execute(whileRunning: (ChildMilestone) -> Void = { _ in }) -> Result<ProcessOutcome, LaunchFailure> {
         let startedAt = Date()
         let start = monotonicNow()
         var outPipe: [Int32] = [-1, -1]
@@ -146,8 +157,9 @@ struct SupervisedRun {
         }
         var process = SpawnedProcess(pid: pid, processGroup: pid, startTicks: 0)
         if spec.spawnNoticeDelaySeconds <= 0 { noticeSpawn(&process) }
+        whileRunning(.spawned)
 
-        let termination = supervise(pid: pid, stdoutFD: outPipe[0], stderrFD: errPipe[0], start: start, process: &process)
+        let termination = supervise(pid: pid, stdoutFD: outPipe[0], stderrFD: errPipe[0], start: start, process: &process, whileRunning: whileRunning)
         let strays = termination.strays
         flushPartialLine()
         // Reap last: until now the zombie kept its pid and group id from being reused.
@@ -168,7 +180,7 @@ struct SupervisedRun {
     /// both pipes are drained (or a short drain deadline passed because something we could not
     /// attribute still holds them).
     private mutating func supervise(
-        pid: pid_t, stdoutFD: Int32, stderrFD: Int32, start: Double, process: inout SpawnedProcess
+        pid: pid_t, stdoutFD: Int32, stderrFD: Int32, start: Double, process: inout SpawnedProcess, whileRunning: (ChildMilestone) -> Void
     ) -> (status: ProcessOutcome.Termination, strays: Int) {
         let pidFD = ch_pidfd_open(pid)
         defer { if pidFD >= 0 { _ = closeDescriptor(pidFD) } }
@@ -191,7 +203,11 @@ struct SupervisedRun {
             if exitStatus == nil {
                 if stoppedBy == nil && now >= deadline { beginStop(.timeout, group: pid, now: now, killAt: &killAt) }
                 if let k = killAt, now >= k { _ = killpg(pid, SIGKILL); killAt = nil }
-                if let n = noticeAt, now >= n { noticeSpawn(&process); noticeAt = nil }
+                if let n = noticeAt, now >= n {
+                    noticeSpawn(&process)
+                    noticeAt = nil
+                    whileRunning(.noticed)
+                }
             }
             if let d = drainDeadline, now >= d { break }
             if exitStatus != nil && fds[0].fd < 0 && fds[1].fd < 0 { break }

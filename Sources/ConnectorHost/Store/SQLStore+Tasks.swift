@@ -150,6 +150,17 @@ extension SQLStore {
             """, [.text(connection), .date(now)]) { $0.text(0) }
     }
 
+    public func releaseClaim(taskId: String, executionId: String, now: Date) throws(StoreError) -> Bool {
+        try transaction { (db) throws(StoreError) -> Bool in
+            try db.run(
+                "UPDATE tasks SET state = 'queued', updated_at = ?, \(Self.clearOwner) WHERE id = ? AND execution_id = ? AND state = 'running'",
+                .date(now), .text(taskId), .text(executionId))
+            guard db.changes == 1 else { return false }
+            try db.notifyWork()
+            return true
+        }
+    }
+
     public func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError) {
         try locked { (db) throws(StoreError) in
             try db.run(

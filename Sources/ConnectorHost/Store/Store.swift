@@ -42,6 +42,9 @@ public protocol Store: AnyObject, Sendable {
     /// limits. Done before the agent is spawned. With `options.orNextOf`, a task another host
     /// holds is passed over for that connection's next free one.
     func claim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask?
+    /// Puts a task claimed but never started back in the queue, due as before: no execution is
+    /// recorded and no interruption counted. False when the claim is no longer this one's.
+    func releaseClaim(taskId: String, executionId: String, now: Date) throws(StoreError) -> Bool
     /// Records the spawned agent, so a host restarted after a crash can find it.
     func recordSpawn(taskId: String, executionId: String, agent: SpawnedProcess) throws(StoreError)
     func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult

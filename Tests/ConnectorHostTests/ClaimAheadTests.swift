@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+@testable import ConnectorHost
+
+extension HostProcessTests {
+    /// A lane claims its reserved task while its agent runs (`TaskExecutor.runLane`). These drive
+    /// one lane over a real SQLite state with agents that wait for a gate file, so each test
+    /// decides when the running agent ends.
+    @Suite struct ClaimAheadTests {
+        /// Two connections, each with one queued root; `gate` is the file the agents wait for.
+        struct Setup {
+            let scratch = TemporaryDirectory()
+            let host: HostFixture
+            let store: SQLStore
+            let registry: Registry
+            let executor: TaskExecutor
+            let gate: String
+            let first: StoredTask
+            let second: StoredTask
+
+            init(noticeDelay: Double) throws {
+                let gate = "\(scratch.path)/gate"
+                let agent = scratch.write(
+                    "gated.sh",
+                    """
+                    #!/bin/sh
+                    # Waits for the gate file, then succeeds.
+                    while [ ! -e "$CONNECTOR_HOST_FIELD_GATE" ]; do sleep 0.01; done
+                    echo '{"type":"result","status":"success"}'
+                    """, executable: true)
+                let tasks: JSONValue = [["type": "entity_ingestion_incremental", "every": "1h"]]
+                host = HostFixture(connections: ["a": (["gate": .string(gate)], tasks), "b": (["gate": .string(gate)], tasks)], handler: ["command": [.string(agent)]])
+                #expect(host.run(["trigger", "a"]).status == 0)
+                #expect(host.run(["trigger", "b"]).status == 0)
+                registry = try RegistryLoader.load(file: host.config)
+                store = try host.store()
+                var runner = AgentRunner(appId: store.appId, stateDirectory: registry.localDirectory, logger: .silent)
+                runner.spawnNoticeDelay = noticeDelay
+                executor = TaskExecutor(store: StoreAccess(store), runner: runner, logger: .silent)
+                self.gate = gate
+                let appId = store.appId
+                first = try #require(try store.task(id: DeterministicID.rootTaskId(appId: appId, connectionId: "a", taskType: "entity_ingestion_incremental")))
+                second = try #require(try store.task(id: DeterministicID.rootTaskId(appId: appId, connectionId: "b", taskType: "entity_ingestion_incremental")))
+            }
+
+            func job(_ task: StoredTask) -> Lane.Job {
+                Lane.Job(candidate: task, claim: ClaimRequest(taskId: task.id, executionId: DeterministicID.random(), owner: .current, options: ClaimOptions()), registry: registry)
+            }
+
+            func openGate() { _ = FileManager.default.createFile(atPath: gate, contents: Data()) }
+
+            func state(_ task: StoredTask) -> TaskState? { try? store.task(id: task.id)?.state }
+
+            /// Executions recorded for `task`'s connection.
+            func executions(_ task: StoredTask) -> Int { ((try? store.executions(ExecutionFilter(connectionId: task.connectionId))) ?? []).count }
+        }
+
+        static func reports(_ lane: Lane) async -> [String] {
+            var reports: [String] = []
+            while true {
+                let (report, last) = await lane.next()
+                let text: String
+                switch report {
+                case .finished(let finished, let slot, _): text = "finished \(slot.prefix(8)) \(finished.record.status.rawValue)"
+                case .notClaimed(let slot, _): text = "notClaimed \(slot.prefix(8))"
+                case .failedToRecord(let error, let slot, _): text = "failedToRecord \(slot.prefix(8)) \(error)"
+                }
+                reports.append(text + (last ? " (last)" : ""))
+                if last { return reports }
+            }
+        }
+
+        /// The reserved task is claimed while the first agent runs, and starts once it ends.
+        @Test func theReservedTaskIsClaimedWhileTheAgentRunsThenRuns() async throws {
+            let s = try Setup(noticeDelay: 30)
+            let lane = Lane(id: 1)
+            #expect(lane.offer(s.job(s.second)))
+            s.executor.startLane(lane, with: s.job(s.first))
+            #expect(s.host.eventually { s.state(s.second) == .running }, "the reservation was not claimed while the first agent ran")
+            #expect(s.state(s.first) == .running)
+            #expect(try s.store.task(id: s.second.id)?.owner?.agent == nil, "claimed ahead, not started")
+            s.openGate()
+            let a = s.first.id.prefix(8)
+            let b = s.second.id.prefix(8)
+            #expect(await Self.reports(lane) == ["finished \(a) success", "finished \(b) success (last)"])
+            #expect(s.state(s.first) == .succeeded && s.state(s.second) == .succeeded)
+        }
+
+        /// A host that starts draining while a task is claimed ahead does not start it: it goes
+        /// back to the queue with no execution recorded.
+        @Test func aClosedLaneGivesBackTheTaskItClaimedAhead() async throws {
+            let s = try Setup(noticeDelay: 30)
+            let lane = Lane(id: 1)
+            #expect(lane.offer(s.job(s.second)))
+            s.executor.startLane(lane, with: s.job(s.first))
+            #expect(s.host.eventually { s.state(s.second) == .running })
+            #expect(lane.close()?.slot == nil, "the reservation was claimed ahead, so the lane no longer holds it")
+            s.openGate()
+            let a = s.first.id.prefix(8)
+            let b = s.second.id.prefix(8)
+            #expect(await Self.reports(lane) == ["notClaimed \(b)", "finished \(a) success (last)"])
+            #expect(s.state(s.first) == .succeeded)
+            #expect(s.state(s.second) == .queued)
+            #expect(s.executions(s.second) == 0)
+        }
+
+        /// An agent still running when the host notices it (0.1 s) is not a short one: the task
+        /// claimed ahead is given back instead of being held from other lanes and hosts.
+        @Test func aLongAgentGivesBackTheTaskClaimedAhead() async throws {
+            let s = try Setup(noticeDelay: AgentRunner.spawnNoticeDelaySeconds)
+            let lane = Lane(id: 1)
+            #expect(lane.offer(s.job(s.second)))
+            s.executor.startLane(lane, with: s.job(s.first))
+            #expect(s.host.eventually { (try? s.store.task(id: s.first.id)?.owner?.agent) != nil }, "the first agent was never noticed")
+            #expect(s.host.eventually { s.state(s.second) == .queued }, "the task claimed ahead was held while the first agent ran on")
+            s.openGate()
+            let a = s.first.id.prefix(8)
+            let b = s.second.id.prefix(8)
+            #expect(await Self.reports(lane) == ["notClaimed \(b)", "finished \(a) success (last)"])
+            #expect(s.state(s.second) == .queued)
+            #expect(s.executions(s.second) == 0)
+        }
+    }
+}
