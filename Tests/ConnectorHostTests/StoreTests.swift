@@ -47,6 +47,32 @@ extension HostProcessTests {
             #expect(version == Schema.sqlite.count)
         }
 
+        /// Metric increments wait in memory (`CounterBuffer`) but are exact whenever read: every
+        /// committed execution counts once, one whose transaction rolled back not at all, and a
+        /// store released writes what it held, so another process sees the same totals.
+        @Test func bufferedCountersAreExactWhenReadAndWrittenWhenTheStoreGoes() throws {
+            let directory = TemporaryDirectory()
+            let path = directory.path + "/state.sqlite"
+            let total = "connector_host_task_executions_total"
+            func record(_ id: String) -> TaskRecord {
+                TaskRecord(
+                    taskId: "t", taskExecutionId: id, scanId: "s", parentTaskId: nil, connectionId: "c", handler: "h", type: "t", trigger: .manual, status: .success,
+                    failureReason: nil, exitCode: 0, signal: nil, timedOut: false, startedAt: Date(), durationMs: 5, attempt: 1, result: nil, error: nil, stderrTail: "")
+            }
+            func executions(_ samples: [MetricSample]) -> Double { samples.filter { $0.name == total }.reduce(0) { $0 + $1.value } }
+            do {
+                let store = try SQLStore(path: path)
+                for i in 0..<3 { try store.recordExecution(record("e\(i)")) }
+                // The same execution id again: the insert fails and its transaction rolls back.
+                #expect(throws: StoreError.self) { try store.recordExecution(record("e0")) }
+                let reader = try SQLStore(path: path)
+                #expect(executions(try reader.metricSamples()) == 0, "not written yet: held for up to \(CounterBuffer.maxDelaySeconds) s")
+                #expect(executions(try store.metricSamples()) == 3)
+                try store.recordExecution(record("e3"))
+            }
+            #expect(executions(try SQLStore(path: path).metricSamples()) == 4, "the released store wrote the increment it held")
+        }
+
         /// Commits only note the WAL's size; the checkpointer thread copies it into the database
         /// file while the store stays open (SQLite's own automatic checkpoint is off, so without
         /// it the file would not grow until the last connection closed).

@@ -15,7 +15,8 @@ extension SQLStore {
             stderrTail: r.text(18))
     }
 
-    static func insertExecution(_ db: any SQLDatabase, _ record: TaskRecord, stats: AgentReport.Stats?) throws(StoreError) {
+    /// Records an execution; its metric increments go to `counters` (written with a later commit).
+    static func insertExecution(_ db: any SQLDatabase, _ record: TaskRecord, stats: AgentReport.Stats?, counters: CounterBuffer) throws(StoreError) {
         try db.run(
             """
             INSERT INTO executions (id, task_id, scan_id, parent_task_id, connection_id, handler, task_type, trigger, status, failure_reason, exit_code,
@@ -25,17 +26,18 @@ extension SQLStore {
             .text(record.handler), .text(record.type), .text(record.trigger.rawValue), .text(record.status.rawValue), .optional(record.failureReason?.rawValue),
             .optional(record.exitCode), .optional(record.signal), .bool(record.timedOut), .date(record.startedAt), .int(record.durationMs), .int(record.attempt),
             .json(record.result), .optional(record.error), .text(record.stderrTail), .optional(stats?.records), .optional(stats?.bytes), .optional(stats?.schema))
-        try countExecution(db, record, records: stats?.records)
+        counters.stage(countsOf(record, records: stats?.records))
     }
 
     /// Counters live in the store, not in memory: each `run` is a new process, and a counter must
-    /// not restart at zero every pass or shrink when history is pruned.
-    static func countExecution(_ db: any SQLDatabase, _ record: TaskRecord, records: Int?) throws(StoreError) {
+    /// not restart at zero every pass or shrink when history is pruned. (They reach it through
+    /// `CounterBuffer`, about a second late.)
+    static func countsOf(_ record: TaskRecord, records: Int?) -> [CounterBuffer.Count] {
         let series = MetricLabels.format(["connection": record.connectionId, "type": record.type])
         let outcome = MetricLabels.format([
             "connection": record.connectionId, "type": record.type, "status": record.status.rawValue, "reason": record.failureReason?.rawValue ?? "",
         ])
-        var counts: [(name: String, labels: String, amount: Double)] = [("connector_host_task_executions_total", outcome, 1)]
+        var counts: [CounterBuffer.Count] = [("connector_host_task_executions_total", outcome, 1)]
         if record.status != .skipped {
             let seconds = Double(record.durationMs) / 1000
             for bound in MetricsTextfile.durationBuckets where seconds <= bound {
@@ -50,22 +52,26 @@ extension SQLStore {
             // A gauge, not a count: `add` keeps the larger value for this name.
             counts.append((lastSuccess, series, record.startedAt.timeIntervalSince1970 + Double(record.durationMs) / 1000))
         }
-        try add(db, counts)
+        return counts
     }
 
     static let lastSuccess = "connector_host_last_success_timestamp_seconds"
 
-    /// Adds to several counters in one statement: an execution touches about fifteen, and on
-    /// PostgreSQL each statement is a round trip. The last-success gauge keeps the larger value.
-    static func add(_ db: any SQLDatabase, _ counts: [(name: String, labels: String, amount: Double)]) throws(StoreError) {
-        let rows = Array(repeating: "(?, ?, ?)", count: counts.count).joined(separator: ", ")
-        try db.perform(
-            """
-            INSERT INTO metric_counters (name, labels, value) VALUES \(rows) ON CONFLICT(name, labels) DO UPDATE SET value = CASE
-                WHEN metric_counters.name = '\(lastSuccess)' THEN \(db.dialect.greatest("metric_counters.value", "excluded.value"))
-                ELSE metric_counters.value + excluded.value END
-            """,
-            counts.flatMap { [SQLValue.text($0.name), .text($0.labels), .real($0.amount)] })
+    /// Adds to many counters in few statements (on PostgreSQL each is a round trip), 200 rows at
+    /// a time to stay far under both engines' limits on bound values. The last-success gauge
+    /// keeps the larger value.
+    static func add(_ db: any SQLDatabase, _ counts: [CounterBuffer.Count]) throws(StoreError) {
+        for start in stride(from: 0, to: counts.count, by: 200) {
+            let chunk = counts[start..<min(start + 200, counts.count)]
+            let rows = Array(repeating: "(?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            try db.perform(
+                """
+                INSERT INTO metric_counters (name, labels, value) VALUES \(rows) ON CONFLICT(name, labels) DO UPDATE SET value = CASE
+                    WHEN metric_counters.name = '\(lastSuccess)' THEN \(db.dialect.greatest("metric_counters.value", "excluded.value"))
+                    ELSE metric_counters.value + excluded.value END
+                """,
+                chunk.flatMap { [SQLValue.text($0.name), .text($0.labels), .real($0.amount)] })
+        }
     }
 
     static let scanColumns =
@@ -79,7 +85,7 @@ extension SQLStore {
     }
 
     public func recordExecution(_ record: TaskRecord) throws(StoreError) {
-        try locked { (db) throws(StoreError) in try Self.insertExecution(db, record, stats: nil) }
+        try transaction { (db) throws(StoreError) in try Self.insertExecution(db, record, stats: nil, counters: counters) }
     }
 
     public func execution(id: String) throws(StoreError) -> TaskRecord? {

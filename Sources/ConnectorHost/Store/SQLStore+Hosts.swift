@@ -22,6 +22,7 @@ extension SQLStore {
     }
 
     public func hostStopped(hostId: String, now: Date) throws(StoreError) {
+        try flushCounters()
         try locked { (db) throws(StoreError) in try db.run("UPDATE hosts SET stopped_at = ?, heartbeat_at = ? WHERE id = ?", .date(now), .date(now), .text(hostId)) }
     }
 

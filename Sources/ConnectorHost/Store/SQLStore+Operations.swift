@@ -222,7 +222,8 @@ extension SQLStore {
     // MARK: Metrics
 
     public func metricSamples() throws(StoreError) -> [MetricSample] {
-        try locked { (db) throws(StoreError) in
+        try flushCounters()
+        return try locked { (db) throws(StoreError) in
             try db.rows("SELECT name, labels, value FROM metric_counters ORDER BY name, labels", []) { MetricSample(name: $0.text(0), labels: $0.text(1), value: $0.double(2)) }
         }
     }

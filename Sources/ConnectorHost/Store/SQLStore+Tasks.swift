@@ -176,14 +176,14 @@ extension SQLStore {
         // Hosts finishing a scan's last tasks together must not each see the other's task still
         // open (and the scan never close).
         try transaction(locking: ["scan:\(completion.record.scanId)"]) { (db) throws(StoreError) -> CompletionResult in
-            try Self.complete(db, completion, now: now)
+            try Self.complete(db, completion, now: now, counters: counters)
         }
     }
 
     public func complete(_ completion: TaskCompletion?, thenClaim next: ClaimRequest?, now: Date) throws(StoreError) -> (CompletionResult?, StoredTask?) {
         if let completion, let next, !isShared {
             return try transaction { (db) throws(StoreError) -> (CompletionResult?, StoredTask?) in
-                let result = try Self.complete(db, completion, now: now)
+                let result = try Self.complete(db, completion, now: now, counters: counters)
                 return (result, try Self.take(db, id: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now))
             }
         }
@@ -194,10 +194,10 @@ extension SQLStore {
     }
 
     /// The completion's statements, inside the caller's transaction.
-    static func complete(_ db: any SQLDatabase, _ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
+    static func complete(_ db: any SQLDatabase, _ completion: TaskCompletion, now: Date, counters: CounterBuffer) throws(StoreError) -> CompletionResult {
         let record = completion.record
         var result = CompletionResult()
-        try Self.insertExecution(db, record, stats: completion.stats)
+        try Self.insertExecution(db, record, stats: completion.stats, counters: counters)
         let current = try db.firstRow("SELECT execution_id, depth FROM tasks WHERE id = ?", [.text(record.taskId)]) { ($0.optionalText(0), $0.int(1)) }
         if db.dialect == .postgres && current?.0 != record.taskExecutionId {
             // The lease ran out and another host took the task back: keep this execution's
@@ -232,7 +232,7 @@ extension SQLStore {
                         connectionId: record.connectionId, handler: record.handler, type: child.taskType, trigger: .child, status: .skipped, failureReason: nil,
                         exitCode: nil, signal: nil, timedOut: false, startedAt: now, durationMs: 0, attempt: 0, result: nil,
                         error: "already completed (duplicate delivery)", stderrTail: "")
-                    try Self.insertExecution(db, skipped, stats: nil)
+                    try Self.insertExecution(db, skipped, stats: nil, counters: counters)
                     result.duplicatesSkipped += 1
                 }
             }

@@ -14,6 +14,8 @@ public final class SQLStore: Store, @unchecked Sendable {
     public let location: String
     let db: any SQLDatabase
     private let lock = NSLock()
+    /// Metric increments not yet written; only under `lock`.
+    let counters = CounterBuffer(maximumName: SQLStore.lastSuccess)
     /// Set on PostgreSQL: what a LISTEN connection is opened with.
     let postgresURL: PostgresURL?
 
@@ -125,8 +127,40 @@ public final class SQLStore: Store, @unchecked Sendable {
     }
 
     /// `keys`: advisory locks taken with BEGIN on a shared state (see `lockForTransaction`).
+    /// Buffered metric increments that are due are written in the same transaction.
     func transaction<T>(locking keys: [String] = [], _ body: (any SQLDatabase) throws(StoreError) -> T) throws(StoreError) -> T {
-        try locked { (db) throws(StoreError) -> T in try db.transaction(locking: keys) { () throws(StoreError) -> T in try body(db) } }
+        try locked { (db) throws(StoreError) -> T in
+            var wrote = false
+            do throws(StoreError) {
+                let value = try db.transaction(locking: keys) { () throws(StoreError) -> T in
+                    let value = try body(db)
+                    if let counts = counters.due(now: monotonicNow()) {
+                        try Self.add(db, counts)
+                        wrote = true
+                    }
+                    return value
+                }
+                counters.committed(wrote: wrote, now: monotonicNow())
+                return value
+            } catch {
+                counters.rolledBack()
+                throw error
+            }
+        }
+    }
+
+    /// Writes every buffered metric increment now (`CounterBuffer`).
+    func flushCounters() throws(StoreError) {
+        try locked { (db) throws(StoreError) in
+            guard let counts = counters.due(now: monotonicNow(), force: true) else { return }
+            try db.transaction(locking: []) { () throws(StoreError) in try Self.add(db, counts) }
+            counters.committed(wrote: true, now: monotonicNow())
+        }
+    }
+
+    deinit {
+        // A host that ends normally leaves no increment behind.
+        try? flushCounters()
     }
 
     // MARK: Connections
@@ -267,7 +301,7 @@ public final class SQLStore: Store, @unchecked Sendable {
         // by this lock. A tick first moves its schedule on (the row lock orders hosts racing for
         // the same tick), so a host that lost that race returns without waiting for the lock.
         return try transaction(locking: dueAt == nil ? [Self.openScanLock(connectionId, taskType)] : []) { (db) throws(StoreError) -> ScanOpening in
-            try Self.openScan(
+            try self.openScan(
                 db, connectionId: connectionId, taskType: taskType, handler: handler, rootTaskId: rootTaskId, trigger: trigger, dueAt: dueAt, nextDue: nextDue,
                 now: now)
         }
@@ -275,7 +309,7 @@ public final class SQLStore: Store, @unchecked Sendable {
 
     public func openScans(_ ticks: [ScheduledTick], now: Date) throws(StoreError) -> [ScanOpening] {
         func open(_ db: any SQLDatabase, _ tick: ScheduledTick) throws(StoreError) -> ScanOpening {
-            try Self.openScan(
+            try self.openScan(
                 db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: .schedule,
                 dueAt: tick.dueAt, nextDue: tick.nextDue, now: now)
         }
@@ -296,7 +330,7 @@ public final class SQLStore: Store, @unchecked Sendable {
     private static func openScanLock(_ connectionId: String, _ taskType: String) -> String { "scan:\(connectionId)/\(taskType)" }
 
     /// The body of `openScan`, inside the caller's transaction.
-    private static func openScan(
+    private func openScan(
         _ db: any SQLDatabase, connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?,
         now: Date
     ) throws(StoreError) -> ScanOpening {
@@ -307,14 +341,14 @@ public final class SQLStore: Store, @unchecked Sendable {
                 "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt), .date(nextDue),
                 .text(connectionId), .text(taskType), .date(dueAt))
             if db.changes == 0 { return .alreadyEnqueued }
-            try db.lockForTransaction(openScanLock(connectionId, taskType))
+            try db.lockForTransaction(Self.openScanLock(connectionId, taskType))
         }
         if let open = try db.firstRow("SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) }) {
             let record = TaskRecord(
                 taskId: rootTaskId, taskExecutionId: DeterministicID.random(), scanId: open, parentTaskId: nil, connectionId: connectionId, handler: handler,
                 type: taskType, trigger: trigger, status: .skipped, failureReason: nil, exitCode: nil, signal: nil, timedOut: false, startedAt: now,
                 durationMs: 0, attempt: 0, result: nil, error: "previous scan still running (scan \(open))", stderrTail: "")
-            try insertExecution(db, record, stats: nil)
+            try Self.insertExecution(db, record, stats: nil, counters: counters)
             return .skipped(openScanId: open)
         }
         let scanId = DeterministicID.random()
