@@ -139,6 +139,14 @@ public struct TaskExecutor: Sendable {
         // A task claimed while the previous agent ran, not started yet.
         var ahead: (job: Lane.Job, task: StoredTask)?
         var next: Lane.Job? = first
+        func report(_ previous: (outcome: Outcome, job: Lane.Job), _ result: CompletionResult, last: Bool = false) {
+            lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: last)
+        }
+        // Puts a task claimed ahead back in the queue, unrun.
+        func giveBack(_ claimed: (job: Lane.Job, task: StoredTask)) throws(StoreError) {
+            _ = try store.releaseClaim(taskId: claimed.task.id, executionId: claimed.job.claim.executionId, now: Date())
+            lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection))
+        }
         while true {
             let current: (job: Lane.Job, task: StoredTask)
             // Cancelled (the host is stopping): nothing more starts; reserved tasks stay queued.
@@ -150,13 +158,12 @@ public struct TaskExecutor: Sendable {
                 if let claimed = ahead {
                     // Stopping: the task claimed ahead goes back to the queue, never started.
                     ahead = nil
-                    do {
-                        _ = try store.releaseClaim(taskId: claimed.task.id, executionId: claimed.job.claim.executionId, now: Date())
+                    do throws(StoreError) {
+                        try giveBack(claimed)
                     } catch {
                         Self.fail(lane, error, [claimed.job, pending?.job])
                         return
                     }
-                    lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection))
                     next = lane.takeReservation()
                 }
                 let claim = cancelled ? nil : next
@@ -167,9 +174,7 @@ public struct TaskExecutor: Sendable {
                     Self.fail(lane, error, [pending?.job, next])
                     return
                 }
-                if let previous = pending, let result = committed.0 {
-                    lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: next == nil)
-                }
+                if let previous = pending, let result = committed.0 { report(previous, result, last: next == nil) }
                 pending = nil
                 // No job: the lane closed itself when it found no reservation.
                 guard let job = next else { return }
@@ -190,8 +195,7 @@ public struct TaskExecutor: Sendable {
                         guard let claimed = ahead else { return }
                         ahead = nil
                         do throws(StoreError) {
-                            _ = try store.releaseClaim(taskId: claimed.task.id, executionId: claimed.job.claim.executionId, now: Date())
-                            lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection))
+                            try giveBack(claimed)
                         } catch {
                             hookFailure = (error, claimed.job)
                             lane.cancellation.fire()
@@ -203,9 +207,7 @@ public struct TaskExecutor: Sendable {
                     guard pending != nil || reserved != nil else { return }
                     do throws(StoreError) {
                         let committed = try store.complete(pending?.outcome.completion, thenClaim: reserved?.claim, now: Date())
-                        if let previous = pending, let result = committed.0 {
-                            lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection))
-                        }
+                        if let previous = pending, let result = committed.0 { report(previous, result) }
                         pending = nil
                         if let reserved {
                             if let task = committed.1 {
@@ -233,9 +235,7 @@ public struct TaskExecutor: Sendable {
             if let previous = pending {
                 // The agent never started, so the previous outcome was not committed meanwhile.
                 do {
-                    if let result = try store.complete(previous.outcome.completion, thenClaim: nil, now: Date()).0 {
-                        lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection))
-                    }
+                    if let result = try store.complete(previous.outcome.completion, thenClaim: nil, now: Date()).0 { report(previous, result) }
                 } catch {
                     Self.fail(lane, error, [previous.job, current.job])
                     return
