@@ -150,7 +150,7 @@ public struct TaskExecutor: Sendable {
         while true {
             let current: (job: Lane.Job, task: StoredTask)
             // Cancelled (the host is stopping): nothing more starts; reserved tasks stay queued.
-            let cancelled = Self.isReadable(cancelFD)
+            let cancelled = lane.cancellation.isFired
             if let claimed = ahead, !cancelled, !lane.isClosed {
                 current = claimed
                 ahead = nil
@@ -245,11 +245,6 @@ public struct TaskExecutor: Sendable {
             // Interrupted: the lane takes no more work (the reservation is reported unclaimed).
             if ahead == nil { next = lane.takeReservation() }
         }
-    }
-
-    static func isReadable(_ fd: Int32) -> Bool {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&entry, 1, 0) > 0
     }
 
     /// Ends the lane on a store failure: every job it still holds is reported unrecorded (the

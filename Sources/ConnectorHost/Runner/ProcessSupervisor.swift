@@ -75,6 +75,13 @@ final class CancellationPipe: Sendable {
         writeFD = Mutex(fds[1])
     }
 
+    /// Whether `fire` has been called (the read end is readable), without waiting.
+    var isFired: Bool {
+        guard readFD >= 0 else { return false }
+        var entry = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
+    }
+
     func fire() {
         writeFD.withLock { fd in
             guard fd >= 0 else { return }
