@@ -208,6 +208,13 @@ import Testing
         #expect(every.firstDue(now: now) == now)
     }
 
+    @Test func configHashIsLowercaseHexSHA1() {
+        // FIPS 180 vectors. Stored hashes of earlier hosts must compare equal, or every
+        // connection would look changed (UPDATED) after an upgrade.
+        #expect(SHA1.hex("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(SHA1.hex("") == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    }
+
     @Test func uuid5MatchesTheRFCVector() {
         // Python: uuid.uuid5(uuid.NAMESPACE_URL, "https://example.com")
         #expect(DeterministicID.uuid5(namespace: DeterministicID.urlNamespace, name: "https://example.com").uuidString.lowercased() == "4fd35a71-71ef-5a55-a9d9-aa75c889a6d0")
