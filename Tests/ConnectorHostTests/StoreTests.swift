@@ -73,6 +73,46 @@ extension HostProcessTests {
             #expect(executions(try SQLStore(path: path).metricSamples()) == 4, "the released store wrote the increment it held")
         }
 
+        /// An execution adds one row to the duration histogram, the bucket it falls in; the textfile
+        /// adds them up into Prometheus's cumulative buckets, on top of the cumulative rows that
+        /// hosts before 2026-11 stored (one per bound and `+Inf`), which are kept as they are.
+        @Test func histogramRowsAreOnePerExecutionAndRenderCumulativeOverEarlierRows() throws {
+            let directory = TemporaryDirectory()
+            let store = try SQLStore(path: directory.path + "/state.sqlite")
+            let series = "connection=\"c\",type=\"t\""
+            let bucket = "connector_host_task_duration_seconds_bucket"
+            // Left by an earlier host: 2 executions of 0.3 s (under 0.5 and every bound above).
+            try store.transaction { (db) throws(StoreError) in
+                var earlier: [CounterBuffer.Count] = [("connector_host_task_duration_seconds_count", series, 2), ("connector_host_task_duration_seconds_sum", series, 0.6)]
+                for bound in MetricsTextfile.durationBuckets where bound >= 0.5 { earlier.append((bucket, series + ",le=\"\(MetricLabels.number(bound))\"", 2)) }
+                earlier.append((bucket, series + ",le=\"+Inf\"", 2))
+                try SQLStore.add(db, earlier)
+            }
+            func record(_ id: String, ms: Int) -> TaskRecord {
+                TaskRecord(
+                    taskId: "t", taskExecutionId: id, scanId: "s", parentTaskId: nil, connectionId: "c", handler: "h", type: "t", trigger: .manual, status: .success,
+                    failureReason: nil, exitCode: 0, signal: nil, timedOut: false, startedAt: Date(), durationMs: ms, attempt: 1, result: nil, error: nil, stderrTail: "")
+            }
+            #expect(SQLStore.countsOf(record("x", ms: 5), records: 3).count == 6, "executions, one bucket, sum, count, records, last success")
+            try store.recordExecution(record("fast", ms: 50))
+            try store.recordExecution(record("slow", ms: 7_000))
+            try store.recordExecution(record("past every bound", ms: 4_000_000))
+            let text = MetricsTextfile.render(try store.metricSamples(), gauges: .init(queueDepth: 0, runningAgents: 0, openAlerts: 0))
+            var rendered: [String: Double] = [:]
+            for line in text.split(separator: "\n") where line.hasPrefix(bucket) {
+                let space = line.lastIndex(of: " ")!
+                rendered[String(line[..<space])] = Double(line[line.index(after: space)...])
+            }
+            func at(_ bound: String) -> Double? { rendered["\(bucket){\(series),le=\"\(bound)\"}"] }
+            #expect(at("0.1") == 1)  // fast
+            #expect(at("0.5") == 3)  // + the earlier 2
+            #expect(at("5") == 3)
+            #expect(at("10") == 4)  // + slow
+            #expect(at("3600") == 4)
+            #expect(at("+Inf") == 5)  // + the one past every bound
+            #expect(rendered.count == MetricsTextfile.durationBuckets.count + 1, "one line per bound and +Inf for the one series")
+        }
+
         /// Commits only note the WAL's size; the checkpointer thread copies it into the database
         /// file while the store stays open (SQLite's own automatic checkpoint is off, so without
         /// it the file would not grow until the last connection closed).

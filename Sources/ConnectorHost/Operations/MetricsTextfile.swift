@@ -43,18 +43,28 @@ public enum MetricsTextfile {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// Buckets only ever count up from the first observation that fits them; a bucket no
-    /// observation reached is 0, and every series lists all of them.
+    /// Stored per execution: the smallest bound its duration fits under (none past the largest).
+    /// Hosts before 2026-11 stored the cumulative `_bucket` series itself, one row per bound and
+    /// `+Inf`; those rows stay as a base the new counts are added to.
+    static let durationInBucket = "connector_host_task_duration_seconds_in_bucket"
+
+    /// The cumulative buckets Prometheus expects: each bound counts the observations in it and in
+    /// every bound below; `+Inf` counts them all (`_count`). A bucket no observation reached is
+    /// 0, and every series lists all of them.
     static func histogram(_ name: String, _ byName: [String: [MetricSample]]) -> [String] {
-        let buckets = Dictionary((byName["\(name)_bucket"] ?? []).map { ($0.labels, $0.value) }, uniquingKeysWith: +)
+        let earlier = Dictionary((byName["\(name)_bucket"] ?? []).map { ($0.labels, $0.value) }, uniquingKeysWith: +)
+        let own = Dictionary((byName[durationInBucket] ?? []).map { ($0.labels, $0.value) }, uniquingKeysWith: +)
         let sums = Dictionary((byName["\(name)_sum"] ?? []).map { ($0.labels, $0.value) }, uniquingKeysWith: +)
         var lines: [String] = []
         for count in byName["\(name)_count"] ?? [] {
             let series = count.labels
-            for bound in durationBuckets.map(MetricLabels.number) + ["+Inf"] {
+            var below = 0.0
+            for bound in durationBuckets.map(MetricLabels.number) {
                 let labels = series + ",le=\"\(bound)\""
-                lines.append("\(name)_bucket{\(labels)} \(MetricLabels.number(buckets[labels] ?? 0))")
+                below += own[labels] ?? 0
+                lines.append("\(name)_bucket{\(labels)} \(MetricLabels.number((earlier[labels] ?? 0) + below))")
             }
+            lines.append("\(name)_bucket{\(series),le=\"+Inf\"} \(MetricLabels.number(count.value))")
             lines.append("\(name)_sum{\(series)} \(MetricLabels.number(sums[series] ?? 0))")
             lines.append("\(name)_count{\(series)} \(MetricLabels.number(count.value))")
         }

@@ -40,10 +40,11 @@ extension SQLStore {
         var counts: [CounterBuffer.Count] = [("connector_host_task_executions_total", outcome, 1)]
         if record.status != .skipped {
             let seconds = Double(record.durationMs) / 1000
-            for bound in MetricsTextfile.durationBuckets where seconds <= bound {
-                counts.append(("connector_host_task_duration_seconds_bucket", series + ",le=\"\(MetricLabels.number(bound))\"", 1))
+            // One row for the bucket the duration falls in, not one per bucket it is under:
+            // the textfile adds them up (`MetricsTextfile.histogram`). A no-op task wrote 11.
+            if let bound = MetricsTextfile.durationBuckets.first(where: { seconds <= $0 }) {
+                counts.append((MetricsTextfile.durationInBucket, series + ",le=\"\(MetricLabels.number(bound))\"", 1))
             }
-            counts.append(("connector_host_task_duration_seconds_bucket", series + ",le=\"+Inf\"", 1))
             counts.append(("connector_host_task_duration_seconds_sum", series, seconds))
             counts.append(("connector_host_task_duration_seconds_count", series, 1))
             if let records { counts.append(("connector_host_records_total", series, Double(records))) }
