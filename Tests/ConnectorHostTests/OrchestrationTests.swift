@@ -26,6 +26,24 @@ extension HostProcessTests {
             #expect(c.executions().count == 1)
         }
 
+        /// More due ticks than one batch (`Scheduler.dueBatchSize`): agents start after the first
+        /// batch, the loop opens the rest between its other events, and the pass runs each once.
+        @Test func aPassOpensEveryDueTickBeyondTheFirstBatch() throws {
+            let count = Scheduler.dueBatchSize + 44
+            let scripts = TemporaryDirectory()
+            let agent = scripts.path + "/noop.sh"
+            try "#!/bin/sh\necho '{\"status\":\"success\"}'\n".write(toFile: agent, atomically: true, encoding: .utf8)
+            chmod(agent, 0o755)
+            var connections: [String: (fields: JSONValue, tasks: JSONValue)] = [:]
+            for i in 0..<count { connections["c\(1000 + i)"] = (.object(JSONObject()), Self.incremental) }
+            let h = HostFixture(connections: connections, handler: ["command": [.string(agent)]])
+            let first = h.run(["run"])
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("\(count) execution(s): \(count) succeeded"), "\(first.stdout.suffix(300))")
+            #expect(first.stdout.contains("0 task(s) left queued"))
+            #expect(h.run(["run"]).stdout.hasPrefix("nothing was due"))
+        }
+
         /// The scheduler hands a candidate to a lane, whose thread claims it there: a task that
         /// cannot be claimed runs nothing and ends the lane; one that can runs and is committed.
         @Test func aLaneRunsOnlyWhatItClaims() async throws {

@@ -20,6 +20,9 @@ struct LoopState {
     var queuedElsewhere = false
     var timer: Date?
     var nextScheduleDue: Date?
+    /// The sweep of due ticks under way, and whether another was asked for meanwhile.
+    var sweep: DueSweep?
+    var sweepAgain = false
     var draining = false
     /// One notifier delivery at a time; an alert raised meanwhile asks for another round.
     var notifying = false

@@ -108,6 +108,8 @@ public final class Scheduler: Sendable {
         case signal(Int32?)
         case graceExpired
         case notified
+        /// The next batch of a sweep of due ticks (`DueSweep`) is to be opened.
+        case sweepContinues
         /// A NOTIFY from a host sharing the state; false when the listener closed.
         case workQueued(Bool)
     }
@@ -128,12 +130,12 @@ public final class Scheduler: Sendable {
         try await operations?.atPassStart(now: start)
         await deliverLifecycleEvents(registry)
         var state = LoopState(options: options, started: start)
-        state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary)
-
         let eventsResult: Result<Void, StoreError> = await withTaskGroup(of: Event.self) { group in
             if let inbox { group.addTask { .signal(await inbox.next()) } }
             if let wakeups { group.addTask { .workQueued(await wakeups.next()) } }
             do throws(StoreError) {
+                // The first batch of due ticks, then the loop: the rest are opened between its other events.
+                try await startSweep(&state, registry: registry, options: options, summary: &summary, group: &group)
                 while true {
                     if !state.draining { try await fill(&state, registry: registry, group: &group) }
                     if state.lanes.isEmpty && state.draining { break }
@@ -145,10 +147,11 @@ public final class Scheduler: Sendable {
                         // The window is counted from the pass's start, not from each wake: a task
                         // that keeps snoozing must not hold a cron-driven pass open for hours.
                         let limit = options.daemon ? Date.distantFuture : start.addingTimeInterval(options.maxWaitSeconds)
-                        let wake = [taskTime, options.daemon ? state.nextScheduleDue : nil].compactMap { $0 }.min()
+                        // A sweep under way sets the next due time when it ends.
+                        let wake = [taskTime, options.daemon && state.sweep == nil ? state.nextScheduleDue : nil].compactMap { $0 }.min()
                         if let wake, wake <= limit {
                             state.arm(wake, group: &group)
-                        } else if state.lanes.isEmpty && !options.daemon {
+                        } else if state.lanes.isEmpty && state.sweep == nil && !options.daemon {
                             break
                         }
                     }
@@ -165,10 +168,11 @@ public final class Scheduler: Sendable {
                         }
                         try await handle(report, state: &state, registry: registry, summary: &summary, group: &group)
                     case .timer(let at):
-
                         if state.timer == at { state.timer = nil }
                         state.candidatesStale = true
-                        if options.daemon && !state.draining { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
+                        if options.daemon && !state.draining { try await startSweep(&state, registry: registry, options: options, summary: &summary, group: &group) }
+                    case .sweepContinues:
+                        try await continueSweep(&state, registry: registry, options: options, summary: &summary, group: &group)
                     case .workQueued(let open):
                         guard open, let wakeups else { break }
                         group.addTask { .workQueued(await wakeups.next()) }
@@ -286,7 +290,7 @@ public final class Scheduler: Sendable {
                 logger.info("config", "reloaded \(fresh.file): \(changes.count) connection change(s)")
                 for change in changes { logChange(change, fresh) }
                 await deliverLifecycleEvents(registry)
-                state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary)
+                try await startSweep(&state, registry: registry, options: options, summary: &summary, group: &group)
             } catch let error as ConfigError {
                 logger.error("config", "reload failed, keeping the running config:\n\(error)")
             } catch let error as StoreError {
@@ -297,7 +301,7 @@ public final class Scheduler: Sendable {
         case SIGUSR1:
             // `trigger` in another process queued work.
             state.candidatesStale = true
-            if options.daemon { state.nextScheduleDue = try await enqueueDue(registry, options: options, summary: &summary) }
+            if options.daemon { try await startSweep(&state, registry: registry, options: options, summary: &summary, group: &group) }
         default:
             break
         }

@@ -30,9 +30,9 @@ public protocol Store: AnyObject, Sendable {
     /// open; then records the tick as skipped. A scheduled tick (`dueAt`) also moves the schedule
     /// on to `nextDue`.
     func openScan(connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date) throws(StoreError) -> ScanOpening
-    /// `openScan` for several scheduled ticks, answered in order. A state file opens them in one
-    /// transaction (one commit, each index page written once); a shared state opens each in its
-    /// own, so hosts walking the schedules in different orders never hold each other's rows.
+    /// `openScan` for several scheduled ticks in one transaction (one commit, each index page
+    /// written once), answered in order. The ticks are opened in key order, so two hosts' batches
+    /// that overlap take their rows in the same order instead of deadlocking.
     func openScans(_ ticks: [ScheduledTick], now: Date) throws(StoreError) -> [ScanOpening]
 
     // MARK: Tasks
