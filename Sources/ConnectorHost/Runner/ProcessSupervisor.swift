@@ -29,6 +29,9 @@ public enum ProcessSupervisor {
     /// group (setsid, double fork) can still be found, killed and reaped.
     static let subreaper: Bool = ch_set_child_subreaper() == 0
 
+    /// Every agent's stdin unless the spec names a file: opened once, not once per agent.
+    static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+
     public static func run(
         _ spec: ProcessSpec,
         onSpawn: @escaping @Sendable (SpawnedProcess) -> Void = { _ in },
@@ -145,7 +148,7 @@ struct SupervisedRun {
             _ = closeDescriptor(outPipe[0]); _ = closeDescriptor(outPipe[1])
             return .failure(LaunchFailure(code: e, executable: spec.executable))
         }
-        let stdinFD = open(spec.stdinPath ?? "/dev/null", O_RDONLY | O_CLOEXEC)
+        let stdinFD = spec.stdinPath.map { open($0, O_RDONLY | O_CLOEXEC) } ?? ProcessSupervisor.devNull
         var pid: pid_t = 0
         let rc: Int32 = withCStringArray(spec.arguments) { argv in
             withCStringArray(spec.environment) { envp in
@@ -155,7 +158,7 @@ struct SupervisedRun {
             }
         }
         if rc == 0 { _ = ProcessSupervisor.activeAgents.withLock { $0.insert(pid) } }
-        if stdinFD >= 0 { _ = closeDescriptor(stdinFD) }
+        if spec.stdinPath != nil && stdinFD >= 0 { _ = closeDescriptor(stdinFD) }
         _ = closeDescriptor(outPipe[1])
         _ = closeDescriptor(errPipe[1])
         guard rc == 0 else {
