@@ -7,6 +7,7 @@ struct DueSweep: Sendable {
     var schedules: [StoredSchedule]
     var position = 0
     let active: Set<String>
+    /// When the sweep began: what is due is judged as of then.
     let now: Date
     /// The earliest next due time among the selected schedules seen so far.
     var nextDue: Date?
@@ -56,7 +57,8 @@ extension Scheduler {
         }
         if ticks.isEmpty { return false }
         let batch = ticks
-        let openings = try await store { (s) throws(StoreError) in try s.openScans(batch, now: now) }
+        // Due times are judged as of the sweep's start; a scan starts when its batch opens it.
+        let openings = try await store { (s) throws(StoreError) in try s.openScans(batch, now: Date()) }
         var opened = false
         var enqueuedElsewhere = false
         for (tick, opening) in zip(ticks, openings) {
