@@ -16,7 +16,7 @@ struct LoopState {
     var candidates: [StoredTask] = []
     var candidatesStale = true
     var mayHaveMore = true
-    /// Another host queued work since the candidates were read.
+    /// Work was queued since the candidates were read, by another host or a sweep's later batch.
     var queuedElsewhere = false
     var timer: Date?
     var nextScheduleDue: Date?
@@ -95,6 +95,8 @@ struct LoopState {
     }
 
     mutating func notify(_ operations: HostOperations, group: inout TaskGroup<Scheduler.Event>) {
+        // Without a notifier there is nothing to deliver: no task for it at every scan's end.
+        guard operations.notifier != nil else { return }
         if notifying {
             notifyAgain = true
             return

@@ -22,8 +22,8 @@ extension Scheduler {
             if finished.completion.childrenAdded > 0 || finished.transition != .succeeded { state.candidatesStale = true }
             // The lane's next reservation first: the alerts are evaluated while agents run.
             if !state.draining { try await fill(&state, registry: registry, group: &group) }
-            // With a notifier, deliveries are tried at each scan end too, so one that failed earlier is retried.
-            if let operations, try await operations.afterTask(finished) || (finished.completion.closedScan != nil && operations.notifier != nil) {
+            // Deliveries are tried at each scan end too, so one that failed earlier is retried.
+            if let operations, try await operations.afterTask(finished) || finished.completion.closedScan != nil {
                 state.notify(operations, group: &group)
             }
             await report(&state)
