@@ -50,14 +50,14 @@ public enum DeterministicID {
         return lowercaseHex(bytes)
     }
 
-    /// `8-4-4-4-12` lowercase hex, as `UUID.uuidString.lowercased()` spells it, without the two
-    /// intermediate strings.
-    static func lowercaseHex(_ bytes: [UInt8]) -> String {
+    /// Lowercase hex of `bytes`. With `uuidDashes`, `8-4-4-4-12` as `UUID.uuidString.lowercased()`
+    /// spells a UUID's 16 bytes, without the two intermediate strings.
+    static func lowercaseHex(_ bytes: [UInt8], uuidDashes: Bool = true) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
-        text.reserveCapacity(36)
+        text.reserveCapacity(bytes.count * 2 + 4)
         for (i, byte) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { text.append(UInt8(ascii: "-")) }
+            if uuidDashes && (i == 4 || i == 6 || i == 8 || i == 10) { text.append(UInt8(ascii: "-")) }
             text.append(digits[Int(byte >> 4)])
             text.append(digits[Int(byte & 0x0F)])
         }
@@ -112,14 +112,7 @@ enum SHA1 {
     /// Lowercase hex of the digest. Not `String(format:)` per byte: through CoreFoundation that was
     /// most of a 1,000-connection reconcile.
     static func hex(_ text: String) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var hex = [UInt8]()
-        hex.reserveCapacity(40)
-        for byte in digest(Array(text.utf8)) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: hex, as: UTF8.self)
+        DeterministicID.lowercaseHex(digest(Array(text.utf8)), uuidDashes: false)
     }
 }
 
