@@ -10,7 +10,8 @@ import Foundation
 enum ExecutableResolver {
     /// A path with a '/' resolves against the config's directory; a bare name is looked up in PATH.
     static func resolve(_ command: String, configDirectory: String, searchPath: String? = ProcessInfo.processInfo.environment["PATH"]) -> String {
-        if command.contains("/") {
+        // A Character, not a String: Foundation's substring search was a per-task cost.
+        if command.contains("/" as Character) {
             if command.hasPrefix("/") { return command }
             return URL(fileURLWithPath: configDirectory).appendingPathComponent(command).standardizedFileURL.path
         }
