@@ -43,7 +43,8 @@ extension HostProcessTests {
     /// Claims the task and completes it with `transition`.
     @discardableResult
     func run(
-        _ store: SQLStore, _ taskId: String, _ transition: TaskTransition = .succeeded, children: [NewChild] = [], checkpoint: JSONValue? = nil, now: Date
+        _ store: SQLStore, _ taskId: String, _ transition: TaskTransition = .succeeded, children: [NewChild] = [], checkpoint: JSONValue? = nil,
+        alertHistory: Int? = nil, pauseConnection: String? = nil, now: Date
     ) throws -> CompletionResult {
         let executionId = DeterministicID.random()
         let task = try #require(try store.claim(taskId: taskId, executionId: executionId, owner: owner("a"), now: now))
@@ -53,6 +54,8 @@ extension HostProcessTests {
         var completion = TaskCompletion(record: record(task, executionId: executionId, status: status, reason: reason, now: now), transition: transition)
         completion.children = children
         completion.checkpoint = checkpoint
+        completion.alertHistory = alertHistory
+        completion.pauseConnection = pauseConnection
         return try store.complete(completion, now: now)
     }
 
@@ -167,6 +170,42 @@ extension HostProcessTests {
         #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == ["round": 2])
         #expect(try store.resetCheckpoint(connectionId: "c", taskType: Self.type))
         #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aCompletionThatClosesItsScanReadsItsAlertFactsInTheSameTransaction(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let start = Date()
+        let root = try seed(store, now: start)
+        // Two successful scans of history, one second apart; the first closes without asking.
+        var earlier: [String] = []
+        for round in 0..<2 {
+            let now = start.addingTimeInterval(Double(round))
+            _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+            let result = try run(store, root, alertHistory: round == 0 ? nil : 5, now: now)
+            let closed = try #require(result.closedScan)
+            #expect((result.alertFacts == nil) == (round == 0), "facts only when the completion asks")
+            earlier.insert(closed.id, at: 0)
+        }
+        #expect(try store.raiseAlert(rule: .scanFailed, connectionId: "c", taskType: Self.type, message: "earlier", scanId: nil, now: start))
+
+        let now = start.addingTimeInterval(2)
+        _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        let children = ["a", "b"].map { NewChild(id: "facts-\($0)", key: $0, taskType: Self.type, metadata: nil) }
+        #expect(try run(store, root, children: children, alertHistory: 5, now: now).alertFacts == nil, "the scan is still open")
+        try run(store, children[0].id, alertHistory: 5, now: now)
+        // The last task fails for auth: the same transaction pauses the connection and closes the scan.
+        let last = try run(store, children[1].id, .failed(.unauthorized, "401"), alertHistory: 1, pauseConnection: "UNAUTHORIZED: 401", now: now)
+        let closed = try #require(last.closedScan)
+        let facts = try #require(last.alertFacts)
+        #expect(facts.input.scan == closed)
+        #expect(facts.input.executions == ExecutionTally(succeeded: 2, failed: 1, lastFailureError: "failed"))
+        #expect(facts.input.failedTasks == [.unauthorized: 1])
+        #expect(facts.input.previousSuccesses.map(\.id) == [earlier[0]], "the newest earlier success, as many as asked")
+        #expect(facts.input.connectionNeedsReauth, "the pause made in the same transaction is seen")
+        #expect(facts.input.reauthReason == "UNAUTHORIZED: 401")
+        #expect(facts.openRules == [.scanFailed])
+        #expect(try store.alertFacts(for: closed, history: 1) == facts, "the same facts as a separate read")
     }
 
     @Test(arguments: Backend.allCases)

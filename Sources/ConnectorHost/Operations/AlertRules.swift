@@ -19,7 +19,7 @@ public enum AlertRules {
         }
     }
 
-    public struct Input: Sendable {
+    public struct Input: Sendable, Equatable {
         public var scan: ScanSummary
         public var executions: ExecutionTally
         /// The scan's failed tasks by final reason.

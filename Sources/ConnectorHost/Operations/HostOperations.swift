@@ -43,25 +43,25 @@ public struct HostOperations: Sendable {
     /// alert opened or resolved (so notifications are due).
     public func afterTask(_ finished: FinishedTask) async throws(StoreError) -> Bool {
         var changed = false
-        if let scan = finished.completion.closedScan { changed = try await evaluateAlerts(scan) }
+        if let scan = finished.completion.closedScan { changed = try await evaluateAlerts(scan, facts: finished.completion.alertFacts) }
         // A scraper reads the file every 15 s or so; rewriting it after each of 10,000 children
         // would cost more than running them. The pass end always writes it.
         if metricsPace.due(every: 1) { await writeMetrics() }
         return changed
     }
 
-    func evaluateAlerts(_ scan: ScanSummary) async throws(StoreError) -> Bool {
+    /// `facts`: read by the completion that closed the scan, when it asked
+    /// (`TaskCompletion.alertHistory`); otherwise read here. A scan that changes no alert (most)
+    /// then costs the store nothing more.
+    func evaluateAlerts(_ scan: ScanSummary, facts known: AlertFacts? = nil) async throws(StoreError) -> Bool {
         let thresholds = settings.alerts
-        let window = max(thresholds.slowScanWindow, thresholds.recordsWindow)
-        let (input, open) = try await store { (s) throws(StoreError) -> (AlertRules.Input, Set<AlertRule>) in
-            let connection = try s.connection(id: scan.connectionId)
-            let input = AlertRules.Input(
-                // A scan without failed tasks (most) needs no count of them by reason.
-                scan: scan, executions: try s.executionTally(scanId: scan.id), failedTasks: scan.failed == 0 ? [:] : try s.failedTaskReasons(scanId: scan.id),
-                previousSuccesses: try s.successfulScans(connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: window),
-                connectionNeedsReauth: connection?.state == .needsReauth, reauthReason: connection?.stateReason)
-            return (input, try s.openAlertRules(connectionId: scan.connectionId))
+        let facts: AlertFacts
+        if let known {
+            facts = known
+        } else {
+            facts = try await store { (s) throws(StoreError) in try s.alertFacts(for: scan, history: thresholds.history) }
         }
+        let (input, open) = (facts.input, facts.openRules)
         var changed = false
         let now = Date()
         for verdict in AlertRules.evaluate(input, thresholds: thresholds) {

@@ -20,11 +20,16 @@ public struct TaskExecutor: Sendable {
     public var store: StoreAccess
     public var runner: AgentRunner
     public var logger: Logger
+    /// Earlier successful scans the alert rules compare against: a completion that closes its
+    /// scan reads the scan's `AlertFacts` in its own transaction (`TaskCompletion.alertHistory`).
+    /// nil: no alerts are evaluated after these tasks.
+    public var alertHistory: Int?
 
-    public init(store: StoreAccess, runner: AgentRunner, logger: Logger) {
+    public init(store: StoreAccess, runner: AgentRunner, logger: Logger, alertHistory: Int? = nil) {
         self.store = store
         self.runner = runner
         self.logger = logger
+        self.alertHistory = alertHistory
     }
 
     /// Runs a task already claimed.
@@ -63,7 +68,9 @@ public struct TaskExecutor: Sendable {
                 handler: "", type: task.taskType, trigger: task.trigger, status: .failure, failureReason: .nonRetryableError, exitCode: nil, signal: nil,
                 timedOut: false, startedAt: now, durationMs: 0, attempt: task.attempt, result: nil,
                 error: "connection \(task.connectionId) is no longer in the config", stderrTail: "")
-            return Outcome(completion: TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error)), interrupted: false, children: 0)
+            var completion = TaskCompletion(record: record, transition: .failed(.nonRetryableError, record.error))
+            completion.alertHistory = alertHistory
+            return Outcome(completion: completion, interrupted: false, children: 0)
         }
         let context = TaskContext(
             taskId: task.id, taskExecutionId: executionId, scanId: task.scanId, parentTaskId: task.parentTaskId, connectionId: connection.id,
@@ -97,6 +104,7 @@ public struct TaskExecutor: Sendable {
         let decision = RetryDecision.decide(
             verdict: verdict, attempt: task.attempt, rateLimitedSoFar: task.rateLimitedSeconds, policy: handler.retry ?? registry.retry, now: Date())
         var completion = TaskCompletion(record: record, transition: decision.transition)
+        completion.alertHistory = alertHistory
         if record.status == .success {
             completion.children = children
             completion.checkpoint = execution.report.checkpoint

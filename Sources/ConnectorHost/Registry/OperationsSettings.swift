@@ -29,6 +29,9 @@ public struct AlertThresholds: Sendable, Equatable {
     public var errorRatePercent: Double? = 1
     public var schemaDrift = true
     public init() {}
+
+    /// How many earlier successful scans the rules compare a scan against.
+    public var history: Int { max(slowScanWindow, recordsWindow) }
 }
 
 /// The command that hears about alerts: run through the agent runner with the alert as JSON on

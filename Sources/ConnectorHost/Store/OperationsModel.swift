@@ -83,6 +83,13 @@ public struct ExecutionTally: Sendable, Equatable {
     }
 }
 
+/// What the alert rules need to judge a scan that has just closed, read in one go: their input
+/// and the rules already open for the scan's connection.
+public struct AlertFacts: Sendable, Equatable {
+    public var input: AlertRules.Input
+    public var openRules: Set<AlertRule>
+}
+
 public struct PruneResult: Sendable, Equatable {
     public var executions = 0
     public var scans = 0

@@ -63,37 +63,59 @@ extension SQLStore {
     }
 
     public func executionTally(scanId: String) throws(StoreError) -> ExecutionTally {
-        try locked { (db) throws(StoreError) in
-            try db.firstRow(
-                """
-                SELECT (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
-                    (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'failure'),
-                    (SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1)
-                """, [.text(scanId), .text(scanId), .text(scanId)]
-            ) { ExecutionTally(succeeded: $0.int(0), failed: $0.int(1), lastFailureError: $0.optionalText(2)) } ?? ExecutionTally()
-        }
+        try locked { (db) throws(StoreError) in try Self.executionTally(db, scanId: scanId) }
+    }
+
+    static func executionTally(_ db: any SQLDatabase, scanId: String) throws(StoreError) -> ExecutionTally {
+        try db.firstRow(
+            """
+            SELECT (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
+                (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'failure'),
+                (SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1)
+            """, [.text(scanId), .text(scanId), .text(scanId)]
+        ) { ExecutionTally(succeeded: $0.int(0), failed: $0.int(1), lastFailureError: $0.optionalText(2)) } ?? ExecutionTally()
     }
 
     public func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int] {
-        try locked { (db) throws(StoreError) in
-            var counts: [FailureReason: Int] = [:]
-            let rows = try db.rows(
-                "SELECT failure_reason, COUNT(*) FROM tasks WHERE scan_id = ? AND state = 'failed' GROUP BY failure_reason", [.text(scanId)]) { ($0.optionalText(0), $0.int(1)) }
-            for (reason, count) in rows { counts[reason.flatMap(FailureReason.init(rawValue:)) ?? .nonRetryableError, default: 0] += count }
-            return counts
-        }
+        try locked { (db) throws(StoreError) in try Self.failedTaskReasons(db, scanId: scanId) }
+    }
+
+    static func failedTaskReasons(_ db: any SQLDatabase, scanId: String) throws(StoreError) -> [FailureReason: Int] {
+        var counts: [FailureReason: Int] = [:]
+        let rows = try db.rows(
+            "SELECT failure_reason, COUNT(*) FROM tasks WHERE scan_id = ? AND state = 'failed' GROUP BY failure_reason", [.text(scanId)]) { ($0.optionalText(0), $0.int(1)) }
+        for (reason, count) in rows { counts[reason.flatMap(FailureReason.init(rawValue:)) ?? .nonRetryableError, default: 0] += count }
+        return counts
     }
 
     /// Successful scans of a connection and type that ended before `before`, newest first: the
     /// baseline the duration and record alerts compare against.
     public func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary] {
-        try locked { (db) throws(StoreError) in
-            try db.rows(
-                """
-                SELECT \(Self.scanColumns) FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'success' AND ended_at < ?
-                ORDER BY ended_at DESC LIMIT ?
-                """, [.text(connectionId), .text(taskType), .date(before), .int(limit)], Self.scan)
-        }
+        try locked { (db) throws(StoreError) in try Self.successfulScans(db, connectionId: connectionId, taskType: taskType, before: before, limit: limit) }
+    }
+
+    static func successfulScans(_ db: any SQLDatabase, connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary] {
+        try db.rows(
+            """
+            SELECT \(Self.scanColumns) FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'success' AND ended_at < ?
+            ORDER BY ended_at DESC LIMIT ?
+            """, [.text(connectionId), .text(taskType), .date(before), .int(limit)], Self.scan)
+    }
+
+    /// `AlertFacts` for a closed scan, read apart from its completion: for a completion that
+    /// did not ask for them (`TaskCompletion.alertHistory`).
+    public func alertFacts(for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts {
+        try locked { (db) throws(StoreError) in try Self.alertFacts(db, for: scan, history: history) }
+    }
+
+    static func alertFacts(_ db: any SQLDatabase, for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts {
+        let connection = try db.firstRow("SELECT state, state_reason FROM connections WHERE id = ?", [.text(scan.connectionId)]) { ($0.text(0), $0.optionalText(1)) }
+        let input = AlertRules.Input(
+            // A scan without failed tasks (most) needs no count of them by reason.
+            scan: scan, executions: try executionTally(db, scanId: scan.id), failedTasks: scan.failed == 0 ? [:] : try failedTaskReasons(db, scanId: scan.id),
+            previousSuccesses: try successfulScans(db, connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: history),
+            connectionNeedsReauth: connection?.0 == ConnectionState.needsReauth.rawValue, reauthReason: connection?.1)
+        return AlertFacts(input: input, openRules: try openAlertRules(db, connectionId: scan.connectionId))
     }
 
     // MARK: Alerts
@@ -141,9 +163,11 @@ extension SQLStore {
     }
 
     public func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule> {
-        try locked { (db) throws(StoreError) in
-            Set(try db.rows("SELECT rule FROM alerts WHERE connection_id = ? AND resolved_at IS NULL", [.text(connectionId)]) { AlertRule(rawValue: $0.text(0)) }.compactMap { $0 })
-        }
+        try locked { (db) throws(StoreError) in try Self.openAlertRules(db, connectionId: connectionId) }
+    }
+
+    static func openAlertRules(_ db: any SQLDatabase, connectionId: String) throws(StoreError) -> Set<AlertRule> {
+        Set(try db.rows("SELECT rule FROM alerts WHERE connection_id = ? AND resolved_at IS NULL", [.text(connectionId)]) { AlertRule(rawValue: $0.text(0)) }.compactMap { $0 })
     }
 
     public func openAlertCount() throws(StoreError) -> Int {

@@ -259,6 +259,7 @@ extension SQLStore {
             try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
         }
         result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
+        if let history = completion.alertHistory, let scan = result.closedScan { result.alertFacts = try Self.alertFacts(db, for: scan, history: history) }
         // New work, or room under a limit: wake idle hosts. A plain end changes nothing for
         // them, and 1,000 one-task scans would otherwise wake every host 1,000 times.
         var queuedWork = result.childrenAdded > 0

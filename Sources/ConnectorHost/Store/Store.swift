@@ -112,6 +112,8 @@ public protocol Store: AnyObject, Sendable {
     func resolveAlert(rule: AlertRule, connectionId: String, taskType: String, now: Date) throws(StoreError) -> Bool
     func alerts(includeResolved: Bool, limit: Int) throws(StoreError) -> [Alert]
     func openAlertCount() throws(StoreError) -> Int
+    /// What the alert rules need to judge a closed scan (`AlertFacts`).
+    func alertFacts(for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts
     /// The rules with an open alert for this connection (any task type).
     func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule>
     func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification]

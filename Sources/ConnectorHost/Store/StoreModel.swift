@@ -194,6 +194,10 @@ public struct TaskCompletion: Sendable {
     /// The task counted against a connection or handler limit: its end makes room that a host
     /// sharing the state may be waiting for.
     public var freesLimitedRoom = false
+    /// When set and the completion closes its scan, the same transaction reads the scan's
+    /// `AlertFacts`, with this many earlier successful scans: the alert rules then judge exactly
+    /// the state the close committed, and the host needs no second trip to the store per scan.
+    public var alertHistory: Int?
 
     public init(record: TaskRecord, transition: TaskTransition) {
         self.record = record
@@ -230,6 +234,8 @@ public struct CompletionResult: Sendable, Equatable {
     public var duplicatesSkipped = 0
     /// The scan, when this completion closed it.
     public var closedScan: ScanSummary?
+    /// What the alert rules need about the closed scan, when the completion asked (`TaskCompletion.alertHistory`).
+    public var alertFacts: AlertFacts?
 }
 
 /// A schedule's tick that is due: what `openScans` needs to open its scan and move it on.

@@ -121,7 +121,7 @@ enum Common {
 
     static func executor(_ registry: Registry, store: SQLStore, logger: Logger) -> TaskExecutor {
         let runner = AgentRunner(appId: store.appId, payloads: payloads(registry), logger: logger)
-        return TaskExecutor(store: StoreAccess(store), runner: runner, logger: logger)
+        return TaskExecutor(store: StoreAccess(store), runner: runner, logger: logger, alertHistory: registry.operations.alerts.history)
     }
 
     /// The connection named on the command line, and the task type to act on.
