@@ -223,6 +223,16 @@ import Testing
         #expect(a != DeterministicID.childTaskId(appId: "app", scanId: "s2", parentTaskId: "p", key: "folder:a"))
     }
 
+    @Test func rootAndChildIdsAreTheOnesEarlierHostsStored() {
+        // Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "connector-host:<appId>"), name). The
+        // stored schedules and tasks of earlier hosts carry these; two appIds in turn check that
+        // the namespace kept from the last call is not reused for another.
+        for _ in 0..<2 {
+            #expect(DeterministicID.childTaskId(appId: "app", scanId: "s", parentTaskId: "p", key: "folder:a") == "88d38559-bdc5-55c9-bd9d-46d2981447e9")
+            #expect(DeterministicID.rootTaskId(appId: "other", connectionId: "c1", taskType: "t") == "697b9a56-1303-5260-9e83-3cb7f0937f7e")
+        }
+    }
+
     @Test func randomIdsAreVersion7AndSortByTheTimeTheyWereMade() throws {
         let before = UInt64(Date().timeIntervalSince1970 * 1000)
         let first = DeterministicID.random()

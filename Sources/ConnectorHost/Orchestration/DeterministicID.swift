@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Name-based UUIDs (RFC 4122 version 5), so the same work always gets the same id: a root task
 /// per connection and type, a child per scan, parent and key. A redelivered parent re-emits its
@@ -8,27 +9,39 @@ public enum DeterministicID {
     static let urlNamespace = UUID(uuidString: "6ba7b811-9dad-11d1-80b4-00c04fd430c8")!
 
     public static func uuid5(namespace: UUID, name: String) -> UUID {
-        let ns = namespace.uuid
-        var bytes = [ns.0, ns.1, ns.2, ns.3, ns.4, ns.5, ns.6, ns.7, ns.8, ns.9, ns.10, ns.11, ns.12, ns.13, ns.14, ns.15]
-        bytes.append(contentsOf: Array(name.utf8))
-        var hash = SHA1.digest(bytes)
-        hash[6] = (hash[6] & 0x0F) | 0x50
-        hash[8] = (hash[8] & 0x3F) | 0x80
+        let hash = uuid5Bytes(namespace: namespace, name: name)
         return UUID(uuid: (hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7], hash[8], hash[9], hash[10], hash[11], hash[12], hash[13], hash[14], hash[15]))
     }
 
-    /// The namespace of one host installation, derived from its appId.
-    public static func namespace(appId: String) -> UUID {
-        uuid5(namespace: urlNamespace, name: "connector-host:\(appId)")
+    /// The version 5 UUID's 16 bytes (the digest's first 16, with version and variant set).
+    static func uuid5Bytes(namespace: UUID, name: String) -> [UInt8] {
+        let ns = namespace.uuid
+        var bytes = [ns.0, ns.1, ns.2, ns.3, ns.4, ns.5, ns.6, ns.7, ns.8, ns.9, ns.10, ns.11, ns.12, ns.13, ns.14, ns.15]
+        bytes.append(contentsOf: name.utf8)
+        var hash = Array(SHA1.digest(bytes).prefix(16))
+        hash[6] = (hash[6] & 0x0F) | 0x50
+        hash[8] = (hash[8] & 0x3F) | 0x80
+        return hash
     }
 
+    /// The namespace of one host installation, derived from its appId. The last one is kept: a
+    /// host has one appId, and every root and child id it makes starts from it (a SHA-1 each).
+    public static func namespace(appId: String) -> UUID {
+        if let cached = lastNamespace.withLock({ $0 }), cached.appId == appId { return cached.namespace }
+        let namespace = uuid5(namespace: urlNamespace, name: "connector-host:\(appId)")
+        lastNamespace.withLock { $0 = (appId, namespace) }
+        return namespace
+    }
+
+    private static let lastNamespace = Mutex<(appId: String, namespace: UUID)?>(nil)
+
     public static func rootTaskId(appId: String, connectionId: String, taskType: String) -> String {
-        uuid5(namespace: namespace(appId: appId), name: "root:\(connectionId):\(taskType)").uuidString.lowercased()
+        lowercaseHex(uuid5Bytes(namespace: namespace(appId: appId), name: "root:\(connectionId):\(taskType)"))
     }
 
     /// uuidv5 of "<scanId>:<parentTaskId>:<key>" in the installation's namespace.
     public static func childTaskId(appId: String, scanId: String, parentTaskId: String, key: String) -> String {
-        uuid5(namespace: namespace(appId: appId), name: "\(scanId):\(parentTaskId):\(key)").uuidString.lowercased()
+        lowercaseHex(uuid5Bytes(namespace: namespace(appId: appId), name: "\(scanId):\(parentTaskId):\(key)"))
     }
 
     /// A new random id: a version 7 UUID (RFC 9562), milliseconds since 1970 then 74 random bits.

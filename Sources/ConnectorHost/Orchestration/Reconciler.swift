@@ -33,13 +33,16 @@ public enum Reconciler {
             } else if let event = try store.saveConnection(form, deliver: lifecycle, now: now) {
                 changes.append(Change(connectionId: connection.id, event: event))
             }
-            let desired = connection.tasks.map { task in
-                StoredSchedule(
-                    connectionId: connection.id, taskType: task.type,
-                    rootTaskId: DeterministicID.rootTaskId(appId: store.appId, connectionId: connection.id, taskType: task.type),
-                    spec: task.schedule.description, nextDueAt: task.schedule.firstDue(now: now), lastDueAt: nil)
-            }
-            if !sameSpecs(desired, storedSchedules[connection.id] ?? []) {
+            // Compared by type and spec first: the root task's id (a SHA-1) and the first due
+            // time are worked out only for schedules that are written.
+            let specs = connection.tasks.map { (type: $0.type, spec: $0.schedule.description) }
+            if !sameSpecs(specs, storedSchedules[connection.id] ?? []) {
+                let desired = connection.tasks.map { task in
+                    StoredSchedule(
+                        connectionId: connection.id, taskType: task.type,
+                        rootTaskId: DeterministicID.rootTaskId(appId: store.appId, connectionId: connection.id, taskType: task.type),
+                        spec: task.schedule.description, nextDueAt: task.schedule.firstDue(now: now), lastDueAt: nil)
+                }
                 try store.saveSchedules(connectionId: connection.id, desired, now: now)
             }
         }
@@ -51,9 +54,9 @@ public enum Reconciler {
     }
 
     /// The same task types with the same schedules: saveSchedules would write nothing.
-    static func sameSpecs(_ desired: [StoredSchedule], _ existing: [StoredSchedule]) -> Bool {
+    static func sameSpecs(_ desired: [(type: String, spec: String)], _ existing: [StoredSchedule]) -> Bool {
         guard desired.count == existing.count else { return false }
         let specs = Dictionary(existing.map { ($0.taskType, $0.spec) }, uniquingKeysWith: { first, _ in first })
-        return desired.allSatisfy { specs[$0.taskType] == $0.spec }
+        return desired.allSatisfy { specs[$0.type] == $0.spec }
     }
 }
