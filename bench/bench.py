@@ -178,6 +178,7 @@ def main():
     parser.add_argument("--bin", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--build", default="debug", help="how the binaries were built, for the report")
     options = parser.parse_args()
     host = os.path.join(options.bin, "connector-host")
     store_bench = os.path.join(options.bin, "connector-host-bench")
@@ -289,7 +290,7 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    result = {"quick": quick, "repetitions": repeat, "machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    result = {"quick": quick, "repetitions": repeat, "machine": machine(), "build": options.build, "date": time.strftime("%Y-%m-%d"), "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(options.out)), exist_ok=True)
     with open(options.out, "w") as handle:
         json.dump(result, handle, indent=2)
@@ -301,6 +302,7 @@ def main():
         return "%.0f %s" % (value, unit) if unit == "tasks/s" else "%.2f %s" % (value, unit)
 
     print("machine: %(cores)s cores, %(cpu)s, Linux %(kernel)s" % result["machine"])
+    print("build: %s" % result["build"])
     print("%s; median of %d run(s)%s" % (result["date"], repeat, " (--quick: smoke run, targets not judged)" if quick else ""))
     header = ("workload", "ConnectorHost", "reference", "ratio", "target", "met")
     lines = [header] + [

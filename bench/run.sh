@@ -24,6 +24,7 @@ if [ "$quick" = 1 ]; then
     bin=$(swift build --show-bin-path)
     exec python3 bench/bench.py --bin "$bin" --quick --out .build/bench-quick.json
 fi
-swift build -c release --product connector-host >&2
-swift build -c release --product connector-host-bench >&2
-exec python3 bench/bench.py --bin "$(swift build -c release --show-bin-path)" --out bench/results.json
+# The form README recommends for deployment: Swift's runtime and Foundation linked in.
+swift build -c release --static-swift-stdlib --product connector-host >&2
+swift build -c release --static-swift-stdlib --product connector-host-bench >&2
+exec python3 bench/bench.py --bin "$(swift build -c release --static-swift-stdlib --show-bin-path)" --build "release, --static-swift-stdlib" --out bench/results.json
