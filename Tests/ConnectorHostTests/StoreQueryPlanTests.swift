@@ -69,7 +69,7 @@ import Testing
             // What an operator and the alert rules read per scan.
             _ = try store.taskStates(scanId: rootTask.scanId)
             _ = try store.failedTaskReasons(scanId: rootTask.scanId)
-            _ = try store.executionTally(scanId: rootTask.scanId)
+            _ = try store.alertFacts(for: try #require(try store.scan(id: rootTask.scanId)), history: 20)
             _ = try store.runningCount()
             let walked = database.takeFullScanSteps().filter { $0.value > 0 }
             // A few rows per use (a partial index of the running tasks is scanned whole, and it

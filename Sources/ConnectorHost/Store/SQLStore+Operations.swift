@@ -62,20 +62,6 @@ extension SQLStore {
         }
     }
 
-    public func executionTally(scanId: String) throws(StoreError) -> ExecutionTally {
-        try locked { (db) throws(StoreError) in try Self.executionTally(db, scanId: scanId) }
-    }
-
-    static func executionTally(_ db: any SQLDatabase, scanId: String) throws(StoreError) -> ExecutionTally {
-        try db.firstRow(
-            """
-            SELECT (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
-                (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'failure'),
-                (SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1)
-            """, [.text(scanId), .text(scanId), .text(scanId)]
-        ) { ExecutionTally(succeeded: $0.int(0), failed: $0.int(1), lastFailureError: $0.optionalText(2)) } ?? ExecutionTally()
-    }
-
     public func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int] {
         try locked { (db) throws(StoreError) in try Self.failedTaskReasons(db, scanId: scanId) }
     }
@@ -109,13 +95,29 @@ extension SQLStore {
     }
 
     static func alertFacts(_ db: any SQLDatabase, for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts {
-        let connection = try db.firstRow("SELECT state, state_reason FROM connections WHERE id = ?", [.text(scan.connectionId)]) { ($0.text(0), $0.optionalText(1)) }
+        // The connection's state, the executions' tally and the open rules in one statement (a
+        // round trip on PostgreSQL, inside the commit that closes the scan), then the history.
+        let id = SQLValue.text(scan.id)
+        let connection = SQLValue.text(scan.connectionId)
+        let row = try db.firstRow(
+            """
+            SELECT (SELECT state FROM connections WHERE id = ?), (SELECT state_reason FROM connections WHERE id = ?),
+                (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
+                (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'failure'),
+                (SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1),
+                (SELECT \(db.dialect.joinedWithUnitSeparator("rule")) FROM alerts WHERE connection_id = ? AND resolved_at IS NULL)
+            """, [connection, connection, id, id, id, connection]
+        ) { r in
+            (state: r.optionalText(0), reason: r.optionalText(1), tally: ExecutionTally(succeeded: r.int(2), failed: r.int(3), lastFailureError: r.optionalText(4)),
+                rules: r.optionalText(5))
+        }
         let input = AlertRules.Input(
             // A scan without failed tasks (most) needs no count of them by reason.
-            scan: scan, executions: try executionTally(db, scanId: scan.id), failedTasks: scan.failed == 0 ? [:] : try failedTaskReasons(db, scanId: scan.id),
+            scan: scan, executions: row?.tally ?? ExecutionTally(), failedTasks: scan.failed == 0 ? [:] : try failedTaskReasons(db, scanId: scan.id),
             previousSuccesses: try successfulScans(db, connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: history),
-            connectionNeedsReauth: connection?.0 == ConnectionState.needsReauth.rawValue, reauthReason: connection?.1)
-        return AlertFacts(input: input, openRules: try openAlertRules(db, connectionId: scan.connectionId))
+            connectionNeedsReauth: row?.state == ConnectionState.needsReauth.rawValue, reauthReason: row?.reason)
+        let rules = (row?.rules ?? "").split(separator: "\u{1F}").compactMap { AlertRule(rawValue: String($0)) }
+        return AlertFacts(input: input, openRules: Set(rules))
     }
 
     // MARK: Alerts
@@ -160,14 +162,6 @@ extension SQLStore {
                 "SELECT \(Self.alertColumns) FROM alerts \(includeResolved ? "" : "WHERE resolved_at IS NULL") ORDER BY opened_at DESC, id DESC LIMIT ?", [.int(limit)],
                 Self.alert)
         }
-    }
-
-    public func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule> {
-        try locked { (db) throws(StoreError) in try Self.openAlertRules(db, connectionId: connectionId) }
-    }
-
-    static func openAlertRules(_ db: any SQLDatabase, connectionId: String) throws(StoreError) -> Set<AlertRule> {
-        Set(try db.rows("SELECT rule FROM alerts WHERE connection_id = ? AND resolved_at IS NULL", [.text(connectionId)]) { AlertRule(rawValue: $0.text(0)) }.compactMap { $0 })
     }
 
     public func openAlertCount() throws(StoreError) -> Int {

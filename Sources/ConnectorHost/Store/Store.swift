@@ -98,7 +98,6 @@ public protocol Store: AnyObject, Sendable {
     /// The scan's failed tasks counted by their final failure reason (RETRY_LIMIT_EXCEEDED
     /// included, which no execution reports: the host decides it).
     func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int]
-    func executionTally(scanId: String) throws(StoreError) -> ExecutionTally
     func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary]
     func runningCount() throws(StoreError) -> Int
     /// Deletes history older than `before`, keeping each task's last execution, open alerts and checkpoints.
@@ -114,8 +113,6 @@ public protocol Store: AnyObject, Sendable {
     func openAlertCount() throws(StoreError) -> Int
     /// What the alert rules need to judge a closed scan (`AlertFacts`).
     func alertFacts(for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts
-    /// The rules with an open alert for this connection (any task type).
-    func openAlertRules(connectionId: String) throws(StoreError) -> Set<AlertRule>
     func pendingNotifications(maxAttempts: Int) throws(StoreError) -> [PendingNotification]
     func recordNotification(alertId: Int, event: PendingNotification.Event, delivered: Bool) throws(StoreError)
 }
