@@ -22,7 +22,7 @@ public struct TaskExecutor: Sendable {
     public var logger: Logger
     /// Earlier successful scans the alert rules compare against: a completion that closes its
     /// scan reads the scan's `AlertFacts` in its own transaction (`TaskCompletion.alertHistory`).
-    /// nil: no alerts are evaluated after these tasks.
+    /// nil: the completion does not read them (`HostOperations` then reads them itself).
     public var alertHistory: Int?
 
     public init(store: StoreAccess, runner: AgentRunner, logger: Logger, alertHistory: Int? = nil) {

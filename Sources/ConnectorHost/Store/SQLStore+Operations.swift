@@ -76,10 +76,6 @@ extension SQLStore {
 
     /// Successful scans of a connection and type that ended before `before`, newest first: the
     /// baseline the duration and record alerts compare against.
-    public func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary] {
-        try locked { (db) throws(StoreError) in try Self.successfulScans(db, connectionId: connectionId, taskType: taskType, before: before, limit: limit) }
-    }
-
     static func successfulScans(_ db: any SQLDatabase, connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary] {
         try db.rows(
             """

@@ -98,7 +98,6 @@ public protocol Store: AnyObject, Sendable {
     /// The scan's failed tasks counted by their final failure reason (RETRY_LIMIT_EXCEEDED
     /// included, which no execution reports: the host decides it).
     func failedTaskReasons(scanId: String) throws(StoreError) -> [FailureReason: Int]
-    func successfulScans(connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary]
     func runningCount() throws(StoreError) -> Int
     /// Deletes history older than `before`, keeping each task's last execution, open alerts and checkpoints.
     func prune(before: Date) throws(StoreError) -> PruneResult
