@@ -145,6 +145,34 @@ extension HostProcessTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aBatchLargerThanOneLookupChunkAnswersEveryTick(_ backend: Backend) throws {
+        // 70 ticks: the schedules and running scans are looked up 32 keys at a time, the last
+        // chunk padded; a tick already taken and one with its scan still running sit in
+        // different chunks, and the caller's order is not the key order.
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        let next = now.addingTimeInterval(3600)
+        let ids = (0..<70).map { String(format: "c%02d", $0) }
+        let roots = try ids.map { try seed(store, $0, now: now) }
+        guard case .opened(let running) = try store.openScan(
+            connectionId: "c05", taskType: Self.type, handler: "h", rootTaskId: roots[5], trigger: .manual, dueAt: nil, nextDue: nil, now: now)
+        else { Issue.record("expected a scan for c05"); return }
+        #expect(try store.openScan(connectionId: "c40", taskType: Self.type, handler: "h", rootTaskId: roots[40], trigger: .schedule, dueAt: now, nextDue: next, now: now) != .alreadyEnqueued)
+        let ticks = zip(ids, roots).map { ScheduledTick(connectionId: $0, taskType: Self.type, handler: "h", rootTaskId: $1, dueAt: now, nextDue: next) }.reversed()
+        let openings = try store.openScans(Array(ticks), now: now)
+        for (tick, opening) in zip(ticks, openings) {
+            switch tick.connectionId {
+            case "c05": #expect(opening == .skipped(openScanId: running))
+            case "c40": #expect(opening == .alreadyEnqueued, "its schedule had moved on")
+            default:
+                guard case .opened = opening else { Issue.record("\(tick.connectionId): \(opening)"); continue }
+            }
+        }
+        #expect(try store.queueDepth() == 70, "68 opened by the batch, c05's and c40's earlier")
+        #expect(try store.openScans(Array(ticks), now: now) == Array(repeating: .alreadyEnqueued, count: 70))
+    }
+
+    @Test(arguments: Backend.allCases)
     func checkpointCommitsOnlyWhenTheWholeScanSucceeded(_ backend: Backend) throws {
         let (store, _) = try fresh(backend)
         let now = Date()

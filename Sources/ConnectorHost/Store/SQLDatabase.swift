@@ -9,6 +9,9 @@ enum SQLDialect: Sendable {
 
     /// A column that orders rows by insertion (SQLite's implicit rowid; a sequence on PostgreSQL).
     var insertionOrder: String { self == .sqlite ? "rowid" : "seq" }
+    /// Locks the rows of `table` (its name or alias) a SELECT returns until the transaction ends
+    /// (PostgreSQL's row locks; a SQLite transaction's write lock already covers the whole file).
+    func lockingSelectedRows(of table: String) -> String { self == .sqlite ? "" : " FOR UPDATE OF \(table)" }
     /// The larger of two values (SQLite's two-argument MAX).
     func greatest(_ a: String, _ b: String) -> String { self == .sqlite ? "MAX(\(a), \(b))" : "GREATEST(\(a), \(b))" }
     /// An aggregate joining the text values of `column` with the unit separator (U+001F), which
