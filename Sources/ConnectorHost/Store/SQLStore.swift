@@ -297,19 +297,14 @@ public final class SQLStore: Store, @unchecked Sendable {
     public func openScan(
         connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date
     ) throws(StoreError) -> ScanOpening {
+        if let dueAt {
+            // A tick opens the way a batch of them does.
+            let tick = ScheduledTick(connectionId: connectionId, taskType: taskType, handler: handler, rootTaskId: rootTaskId, dueAt: dueAt, nextDue: nextDue)
+            return try openTicks([tick], trigger: trigger, now: now)[0]
+        }
         // One open scan per connection and type: a trigger and a tick racing for it are serialised
-        // by this lock. A tick first moves its schedule on (the row lock orders hosts racing for
-        // the same tick), so a host that lost that race returns without waiting for the lock.
-        return try transaction(locking: dueAt == nil ? [Self.openScanLock(connectionId, taskType)] : []) { (db) throws(StoreError) -> ScanOpening in
-            if let dueAt {
-                // Only if the tick is still pending: hosts sharing the state all see it due, and
-                // the first to move the schedule on enqueues it.
-                try db.run(
-                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ? AND ABS(next_due_at - ?) < 0.001", .date(dueAt),
-                    .date(nextDue), .text(connectionId), .text(taskType), .date(dueAt))
-                if db.changes == 0 { return .alreadyEnqueued }
-                try db.lockForTransaction(Self.openScanLock(connectionId, taskType))
-            }
+        // by this lock.
+        return try transaction(locking: [Self.openScanLock(connectionId, taskType)]) { (db) throws(StoreError) -> ScanOpening in
             let running = try db.firstRow(
                 "SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) })
             return try self.startScan(
@@ -317,10 +312,14 @@ public final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
+    public func openScans(_ ticks: [ScheduledTick], now: Date) throws(StoreError) -> [ScanOpening] {
+        try openTicks(ticks, trigger: .schedule, now: now)
+    }
+
     /// Each statement of a batch serves all of its ticks where it can: the schedules are read
     /// (and on PostgreSQL locked) and the running scans found a chunk of ticks at a time, so a
     /// tick costs the statements that write it and no round trip of its own.
-    public func openScans(_ ticks: [ScheduledTick], now: Date) throws(StoreError) -> [ScanOpening] {
+    private func openTicks(_ ticks: [ScheduledTick], trigger: Trigger, now: Date) throws(StoreError) -> [ScanOpening] {
         // In key order, whatever order the caller walks the schedules in: hosts sharing a state
         // then take the rows of their batches in one order and never wait on each other in a cycle.
         let order = ticks.indices.sorted { (ticks[$0].connectionId, ticks[$0].taskType) < (ticks[$1].connectionId, ticks[$1].taskType) }
@@ -352,7 +351,7 @@ public final class SQLStore: Store, @unchecked Sendable {
             for index in pending {
                 let tick = ticks[index]
                 openings[index] = try startScan(
-                    db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: .schedule,
+                    db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: trigger,
                     running: running[key(index)], now: now)
             }
             return openings
