@@ -53,7 +53,7 @@ public struct HostOperations: Sendable {
     /// `facts`: read by the completion that closed the scan, when it asked
     /// (`TaskCompletion.alertHistory`); otherwise read here. A scan that changes no alert (most)
     /// then costs the store nothing more.
-    func evaluateAlerts(_ scan: ScanSummary, facts known: AlertFacts? = nil) async throws(StoreError) -> Bool {
+    func evaluateAlerts(_ scan: ScanSummary, facts known: AlertFacts?) async throws(StoreError) -> Bool {
         let thresholds = settings.alerts
         let facts: AlertFacts
         if let known {

@@ -261,7 +261,7 @@ public final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
-    // MARK: Schedules and scans
+    // MARK: Schedules
 
     public func schedules() throws(StoreError) -> [StoredSchedule] {
         try locked { (db) throws(StoreError) in
@@ -292,123 +292,6 @@ public final class SQLStore: Store, @unchecked Sendable {
                 try db.run("DELETE FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed')", .text(old.2))
             }
         }
-    }
-
-    public func openScan(
-        connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, dueAt: Date?, nextDue: Date?, now: Date
-    ) throws(StoreError) -> ScanOpening {
-        if let dueAt {
-            // A tick opens the way a batch of them does.
-            let tick = ScheduledTick(connectionId: connectionId, taskType: taskType, handler: handler, rootTaskId: rootTaskId, dueAt: dueAt, nextDue: nextDue)
-            return try openTicks([tick], trigger: trigger, now: now)[0]
-        }
-        // One open scan per connection and type: a trigger and a tick racing for it are serialised
-        // by this lock.
-        return try transaction(locking: [Self.openScanLock(connectionId, taskType)]) { (db) throws(StoreError) -> ScanOpening in
-            let running = try db.firstRow(
-                "SELECT id FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'running'", [.text(connectionId), .text(taskType)], { $0.text(0) })
-            return try self.startScan(
-                db, connectionId: connectionId, taskType: taskType, handler: handler, rootTaskId: rootTaskId, trigger: trigger, running: running, now: now)
-        }
-    }
-
-    public func openScans(_ ticks: [ScheduledTick], now: Date) throws(StoreError) -> [ScanOpening] {
-        try openTicks(ticks, trigger: .schedule, now: now)
-    }
-
-    /// Each statement of a batch serves all of its ticks where it can: the schedules are read
-    /// (and on PostgreSQL locked) and the running scans found a chunk of ticks at a time, so a
-    /// tick costs the statements that write it and no round trip of its own.
-    private func openTicks(_ ticks: [ScheduledTick], trigger: Trigger, now: Date) throws(StoreError) -> [ScanOpening] {
-        // In key order, whatever order the caller walks the schedules in: hosts sharing a state
-        // then take the rows of their batches in one order and never wait on each other in a cycle.
-        let order = ticks.indices.sorted { (ticks[$0].connectionId, ticks[$0].taskType) < (ticks[$1].connectionId, ticks[$1].taskType) }
-        func key(_ index: Int) -> [String] { [ticks[index].connectionId, ticks[index].taskType] }
-        return try transaction { (db) throws(StoreError) -> [ScanOpening] in
-            var openings = [ScanOpening](repeating: .alreadyEnqueued, count: ticks.count)
-            // A tick is still pending while its schedule's next due time is the tick's: hosts
-            // sharing the state all see it due, and the first to move the schedule on enqueues it.
-            let scheduled = try Self.byConnectionAndType(
-                db, order.map(key),
-                "SELECT s.connection_id, s.task_type, s.next_due_at FROM (VALUES %@) v JOIN schedules s ON s.connection_id = v.column1 AND s.task_type = v.column2"
-                    + " ORDER BY s.connection_id, s.task_type\(db.dialect.lockingSelectedRows(of: "s"))"
-            ) { $0.optionalDate(2) }
-            let pending = order.filter { index in
-                guard case .some(.some(let stored)) = scheduled[key(index)] else { return false }
-                return abs(stored.timeIntervalSince(ticks[index].dueAt)) < 0.001
-            }
-            for index in pending {
-                let tick = ticks[index]
-                try db.run(
-                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ?", .date(tick.dueAt), .date(tick.nextDue),
-                    .text(tick.connectionId), .text(tick.taskType))
-                try db.lockForTransaction(Self.openScanLock(tick.connectionId, tick.taskType))
-            }
-            let running = try Self.byConnectionAndType(
-                db, pending.map(key),
-                "SELECT s.connection_id, s.task_type, s.id FROM (VALUES %@) v JOIN scans s ON s.connection_id = v.column1 AND s.task_type = v.column2 AND s.status = 'running'"
-            ) { $0.text(2) }
-            for index in pending {
-                let tick = ticks[index]
-                openings[index] = try startScan(
-                    db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: trigger,
-                    running: running[key(index)], now: now)
-            }
-            return openings
-        }
-    }
-
-    /// Runs `sql`, whose `%@` stands for `(?, ?), …` (a VALUES list joined to the table: both
-    /// engines then look each key up in an index), over `keys` (connection id, task type) a
-    /// fixed-size chunk at a time, the last padded with its last key, so every chunk is the same
-    /// prepared statement. The rows' first two columns are their key.
-    static func byConnectionAndType<T>(_ db: any SQLDatabase, _ keys: [[String]], _ sql: String, _ value: (Row) -> T) throws(StoreError) -> [[String]: T] {
-        let chunkSize = 32
-        let statement = sql.replacingOccurrences(of: "%@", with: Array(repeating: "(?, ?)", count: chunkSize).joined(separator: ", "))
-        var found: [[String]: T] = [:]
-        for start in stride(from: 0, to: keys.count, by: chunkSize) {
-            var chunk = Array(keys[start..<min(start + chunkSize, keys.count)])
-            while chunk.count < chunkSize { chunk.append(chunk[chunk.count - 1]) }
-            for (key, row) in try db.rows(statement, chunk.flatMap { [SQLValue.text($0[0]), .text($0[1])] }, { ([$0.text(0), $0.text(1)], value($0)) }) {
-                found[key] = row
-            }
-        }
-        return found
-    }
-
-    /// The advisory lock that serialises opening a scan of one connection and type (a trigger
-    /// takes it with BEGIN, a tick after moving its schedule on): both must name the same key.
-    private static func openScanLock(_ connectionId: String, _ taskType: String) -> String { "scan:\(connectionId)/\(taskType)" }
-
-    /// Opens the scan and queues its root task, or, with a scan of the connection and type still
-    /// `running`, records the tick as skipped; inside the caller's transaction, which holds the
-    /// scan's lock.
-    private func startScan(
-        _ db: any SQLDatabase, connectionId: String, taskType: String, handler: String, rootTaskId: String, trigger: Trigger, running: String?, now: Date
-    ) throws(StoreError) -> ScanOpening {
-        if let open = running {
-            let record = TaskRecord(
-                taskId: rootTaskId, taskExecutionId: DeterministicID.random(), scanId: open, parentTaskId: nil, connectionId: connectionId, handler: handler,
-                type: taskType, trigger: trigger, status: .skipped, failureReason: nil, exitCode: nil, signal: nil, timedOut: false, startedAt: now,
-                durationMs: 0, attempt: 0, result: nil, error: "previous scan still running (scan \(open))", stderrTail: "")
-            try Self.insertExecution(db, record, stats: nil, counters: counters)
-            return .skipped(openScanId: open)
-        }
-        let scanId = DeterministicID.random()
-        try db.run(
-            "INSERT INTO scans (id, connection_id, task_type, root_task_id, trigger, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)", .text(scanId),
-            .text(connectionId), .text(taskType), .text(rootTaskId), .text(trigger.rawValue), .date(now))
-        try db.run(
-            """
-            INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, attempt, next_run_at, created_at, updated_at)
-            VALUES (?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)
-            ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
-                next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
-                agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
-                interruptions = 0, updated_at = excluded.updated_at
-            """, .text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now))
-        try db.notifyWork()
-        return .opened(scanId: scanId)
     }
 
     // MARK: Checkpoints
