@@ -91,6 +91,13 @@ void ch_name_thread(const char *name) {
 #endif
 }
 
+void ch_unblock_child_signal(void) {
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    pthread_sigmask(SIG_UNBLOCK, &child, NULL);
+}
+
 int ch_set_child_subreaper(void) {
 #ifdef __linux__
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

@@ -25,6 +25,10 @@ void ch_set_malloc_trim_threshold(int bytes);
 /// Names the calling thread for `top -H`, `ps -L` and `perf` (Linux; a no-op elsewhere).
 void ch_name_thread(const char *name);
 
+/// Unblocks SIGCHLD in the calling thread, so that its children's exits are discarded when they
+/// are sent (SIGCHLD's default action is to ignore it) instead of queued for another thread.
+void ch_unblock_child_signal(void);
+
 /// waitid(P_PID) for an exited child. `reap`: 0 leaves it a zombie (WNOWAIT), 1 reaps it.
 /// `block`: 0 returns at once. Returns 1 when it exited (with *exited_code or *signal set; the
 /// other is -1), 0 when it is still running, -1 with errno on error.

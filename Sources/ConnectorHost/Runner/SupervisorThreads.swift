@@ -37,6 +37,11 @@ final class SupervisorThreads: @unchecked Sendable {
                 // Named from inside: on Linux, Thread.name set before start never reaches the
                 // kernel, and `top -H` or `perf` would show the creating pool thread's name.
                 ch_name_thread("ch-supervisor")
+                // The kernel sends an agent's SIGCHLD to this thread, its parent. Blocked here
+                // (threads inherit the pool's mask) it was queued for the process and woke the
+                // main thread, parked in sigsuspend, once per agent for nothing: exits are seen
+                // through pidfds, and an unblocked SIGCHLD with its default action is dropped.
+                ch_unblock_child_signal()
                 work()
             }.start()
         }
