@@ -215,6 +215,32 @@ import Testing
         assertNothingLeft(e)
     }
 
+    /// The agent starts as posix_spawn with POSIX_SPAWN_SETSIGDEF would start it, whatever the
+    /// host itself ignores, blocks or holds open: no signal ignored or blocked, its own process
+    /// group, none of the host's descriptors beyond 0, 1 and 2 (the spawn is the host's own).
+    @Test func theAgentStartsWithDefaultSignalsInItsOwnGroupAndNoneOfTheHostsDescriptors() async throws {
+        let directory = TemporaryDirectory()
+        let marker = directory.path + "/host-descriptor-marker"
+        #expect(FileManager.default.createFile(atPath: marker, contents: Data()))
+        // Opened without close-on-exec, as careless code in the host (or a library) might.
+        let leaked = open(marker, O_RDONLY)
+        #expect(leaked >= 0)
+        defer { close(leaked) }
+        // Ignored in the host (as main.swift ignores SIGPIPE and SIGXFSZ): SIG_IGN survives exec
+        // unless the spawn resets it.
+        signal(SIGPIPE, SIG_IGN)
+        let previous = signal(SIGUSR2, SIG_IGN)
+        defer { signal(SIGUSR2, previous) }
+        let e = await runAgent(makeHandler([Fixtures.agent("process-state.sh")]))
+        #expect(e.record.status == .success, "\(e.record.error ?? "")")
+        #expect(e.record.result?["ignored"] == "0000000000000000")
+        #expect(e.record.result?["blocked"] == "0000000000000000")
+        #expect(e.record.result?["leadsGroup"]?.boolValue == true)
+        let descriptors = try #require(e.record.result?["descriptors"]?.stringValue)
+        #expect(!descriptors.contains("host-descriptor-marker"), "\(descriptors)")
+        assertNothingLeft(e)
+    }
+
     @Test func missingExecutable() async {
         let path = Fixtures.agent("no-such-agent.sh")
         let e = await runAgent(makeHandler([path]))

@@ -5,7 +5,8 @@
 
 /// Spawns `path` in a new process group with default signal dispositions, an empty signal
 /// mask, fds 0/1/2 taken from the given descriptors and every other descriptor closed.
-/// Returns 0 and sets *pid, or an errno value (exec failures included: glibc reports them).
+/// Returns 0 and sets *pid, or an errno value (exec failures included: the child reports them
+/// before it exits, and is reaped).
 int ch_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
              int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid);
 
