@@ -13,8 +13,8 @@ import Synchronization
 /// while a grandchild holds the pipes, deadlocks on large output when waited on before reading,
 /// polls for exit, and leaves SIGPIPE ignored in the child (README, "Design").
 ///
-/// Each run has one owner: a thread of its own (`SupervisorThreads`) that spawns with `posix_spawn` (own process group,
-/// default signals, empty mask, only fds 0/1/2), then runs a single `poll` over stdout, stderr, a
+/// Each run has one owner: a thread of its own (`SupervisorThreads`) that spawns with `ch_spawn`
+/// (posix_spawn's semantics, own process group, default signals, empty mask, only fds 0/1/2), then runs a single `poll` over stdout, stderr, a
 /// pidfd (exit, even if descendants keep the pipes) and a cancel pipe. The async caller awaits a
 /// continuation, so the cooperative pool never blocks on a child.
 public enum ProcessSupervisor {
