@@ -288,7 +288,7 @@ extension SQLStore {
                 pending_checkpoint,
                 (SELECT \(db.dialect.joinedWithUnitSeparator("f")) FROM (SELECT DISTINCT schema_fingerprint AS f FROM executions WHERE scan_id = scans.id AND schema_fingerprint IS NOT NULL) fingerprints)
             FROM scans WHERE id = ? AND status = 'running'
-                AND NOT EXISTS (SELECT 1 FROM tasks WHERE scan_id = scans.id AND state IN ('queued', 'running', 'snoozed'))
+                AND NOT EXISTS (SELECT 1 FROM tasks WHERE scan_id = scans.id AND \(Schema.openTaskCondition))
             """, [.text(scanId)]
         ) { r in
             (scan: Self.scan(r), tasks: r.int(15), succeeded: r.int(16), failed: r.int(17), skipped: r.int(18), records: r.int(19), pending: r.optionalText(20),
