@@ -94,6 +94,17 @@ extension HostProcessTests {
                     failureReason: nil, exitCode: 0, signal: nil, timedOut: false, startedAt: Date(), durationMs: ms, attempt: 1, result: nil, error: nil, stderrTail: "")
             }
             #expect(SQLStore.countsOf(record("x", ms: 5), records: 3).count == 6, "executions, one bucket, sum, count, records, last success")
+            // The per-task labels are spelled by hand; they must be the series `MetricLabels.format` names.
+            var odd = record("x", ms: 5)
+            odd.connectionId = "c\"1\\"
+            odd.type = "t\nx"
+            odd.status = .failure
+            odd.failureReason = .rateLimited
+            let labels = Set(SQLStore.countsOf(odd, records: nil).map(\.labels))
+            let series2 = MetricLabels.format(["connection": odd.connectionId, "type": odd.type])
+            #expect(labels.contains(series2))
+            #expect(labels.contains(MetricLabels.format(["connection": odd.connectionId, "type": odd.type, "status": "failure", "reason": "RATE_LIMITED"])))
+            #expect(labels.allSatisfy { $0.hasPrefix(series2.components(separatedBy: ",type=")[0]) })
             try store.recordExecution(record("fast", ms: 50))
             try store.recordExecution(record("slow", ms: 7_000))
             try store.recordExecution(record("past every bound", ms: 4_000_000))

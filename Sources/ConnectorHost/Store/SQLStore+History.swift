@@ -33,10 +33,12 @@ extension SQLStore {
     /// not restart at zero every pass or shrink when history is pruned. (They reach it through
     /// `CounterBuffer`, about a second late.)
     static func countsOf(_ record: TaskRecord, records: Int?) -> [CounterBuffer.Count] {
-        let series = MetricLabels.format(["connection": record.connectionId, "type": record.type])
-        let outcome = MetricLabels.format([
-            "connection": record.connectionId, "type": record.type, "status": record.status.rawValue, "reason": record.failureReason?.rawValue ?? "",
-        ])
+        // Spelled as `MetricLabels.format` spells them (keys sorted), without its dictionary and
+        // sort: this runs for every task.
+        let connection = MetricLabels.escape(record.connectionId)
+        let type = MetricLabels.escape(record.type)
+        let series = "connection=\"\(connection)\",type=\"\(type)\""
+        let outcome = "connection=\"\(connection)\",reason=\"\(record.failureReason?.rawValue ?? "")\",status=\"\(record.status.rawValue)\",type=\"\(type)\""
         var counts: [CounterBuffer.Count] = [("connector_host_task_executions_total", outcome, 1)]
         if record.status != .skipped {
             let seconds = Double(record.durationMs) / 1000
