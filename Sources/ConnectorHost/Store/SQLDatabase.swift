@@ -17,6 +17,13 @@ enum SQLDialect: Sendable {
     /// An aggregate joining the text values of `column` with the unit separator (U+001F), which
     /// agent-chosen text is not expected to hold; NULL when there are none.
     func joinedWithUnitSeparator(_ column: String) -> String { self == .sqlite ? "group_concat(\(column), char(31))" : "string_agg(\(column), chr(31))" }
+    /// The scalar subquery `value`, which on SQLite is evaluated only when `exists` finds a row:
+    /// SQLite builds a temporary b-tree or sorter for a DISTINCT or an ORDER BY at every
+    /// execution, even for no rows. PostgreSQL sorts the few rows in memory; a probe more would
+    /// cost its server more than it saves.
+    func onlyWhenAny(_ exists: String, _ value: String) -> String {
+        self == .sqlite ? "CASE WHEN EXISTS (\(exists)) THEN (\(value)) END" : "(\(value))"
+    }
 }
 
 /// One connection to the state database, used by one thread at a time (the store holds a lock).

@@ -93,7 +93,7 @@ extension SQLStore {
     static func alertFacts(_ db: any SQLDatabase, for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts {
         // The connection's state, the executions' tally and the open rules in one statement (a
         // round trip on PostgreSQL, inside the commit that closes the scan), then the history.
-        // The last failure's error is sorted for only when there is one: SQLite opens a
+        // On SQLite the last failure's error is sorted for only when there is one: it opens a
         // temporary sorter for the ORDER BY each time otherwise.
         let id = SQLValue.text(scan.id)
         let connection = SQLValue.text(scan.connectionId)
@@ -102,11 +102,11 @@ extension SQLStore {
             SELECT (SELECT state FROM connections WHERE id = ?), (SELECT state_reason FROM connections WHERE id = ?),
                 (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
                 (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'failure'),
-                CASE WHEN EXISTS (SELECT 1 FROM executions WHERE scan_id = ? AND status = 'failure') THEN
-                    (SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1)
-                END,
+                \(db.dialect.onlyWhenAny(
+                    "SELECT 1 FROM executions WHERE scan_id = ? AND status = 'failure'",
+                    "SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1")),
                 (SELECT \(db.dialect.joinedWithUnitSeparator("rule")) FROM alerts WHERE connection_id = ? AND resolved_at IS NULL)
-            """, [connection, connection, id, id, id, id, connection]
+            """, [connection, connection, id, id] + (db.dialect == .sqlite ? [id, id] : [id]) + [connection]
         ) { r in
             (state: r.optionalText(0), reason: r.optionalText(1), tally: ExecutionTally(succeeded: r.int(2), failed: r.int(3), lastFailureError: r.optionalText(4)),
                 rules: r.optionalText(5))

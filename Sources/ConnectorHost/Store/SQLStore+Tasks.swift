@@ -287,9 +287,9 @@ extension SQLStore {
     static func closeScanIfDone(_ db: any SQLDatabase, scanId: String, now: Date) throws(StoreError) -> ScanSummary? {
         // The scan and its totals in one statement (one round trip on PostgreSQL, not six). While
         // a task is open, NOT EXISTS stops at one index probe and no total is counted: a
-        // 10,000-child scan asks this after every child. The distinct schema fingerprints are
-        // collected only when there is one: SQLite builds a temporary b-tree for the DISTINCT
-        // each time, most of the closing read for a one-task scan whose agent reports none.
+        // 10,000-child scan asks this after every child. On SQLite the distinct schema
+        // fingerprints are collected only when there is one: the DISTINCT's temporary b-tree was
+        // most of the closing read for a one-task scan whose agent reports none.
         let closing = try db.firstRow(
             """
             SELECT \(scanColumns),
@@ -299,9 +299,9 @@ extension SQLStore {
                 (SELECT COUNT(*) FROM executions WHERE scan_id = scans.id AND status = 'skipped' AND task_id <> scans.root_task_id),
                 (SELECT COALESCE(SUM(records), 0) FROM executions WHERE scan_id = scans.id AND status = 'success'),
                 pending_checkpoint,
-                CASE WHEN EXISTS (SELECT 1 FROM executions WHERE scan_id = scans.id AND schema_fingerprint IS NOT NULL) THEN
-                    (SELECT \(db.dialect.joinedWithUnitSeparator("f")) FROM (SELECT DISTINCT schema_fingerprint AS f FROM executions WHERE scan_id = scans.id AND schema_fingerprint IS NOT NULL) fingerprints)
-                END
+                \(db.dialect.onlyWhenAny(
+                    "SELECT 1 FROM executions WHERE scan_id = scans.id AND schema_fingerprint IS NOT NULL",
+                    "SELECT \(db.dialect.joinedWithUnitSeparator("f")) FROM (SELECT DISTINCT schema_fingerprint AS f FROM executions WHERE scan_id = scans.id AND schema_fingerprint IS NOT NULL) fingerprints"))
             FROM scans WHERE id = ? AND status = 'running'
                 AND NOT EXISTS (SELECT 1 FROM tasks WHERE scan_id = scans.id AND \(Schema.openTaskCondition))
             """, [.text(scanId)]
