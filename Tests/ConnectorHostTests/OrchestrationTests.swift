@@ -26,11 +26,10 @@ extension HostProcessTests {
             #expect(c.executions().count == 1)
         }
 
-        /// More due ticks than the batches up to a full one (`Scheduler.firstDueBatchSize`,
-        /// doubling to `dueBatchSize`): agents start after the first batch, the loop opens the rest
-        /// between its other events, and the pass runs each once.
+        /// More due ticks than one batch (`Scheduler.dueBatchSize`): agents start after the first
+        /// batch, the loop opens the rest between its other events, and the pass runs each once.
         @Test func aPassOpensEveryDueTickBeyondTheFirstBatch() throws {
-            let count = Scheduler.dueBatchSize * 2 + 44
+            let count = Scheduler.dueBatchSize + 44
             let scripts = TemporaryDirectory()
             let agent = scripts.path + "/noop.sh"
             try "#!/bin/sh\necho '{\"status\":\"success\"}'\n".write(toFile: agent, atomically: true, encoding: .utf8)

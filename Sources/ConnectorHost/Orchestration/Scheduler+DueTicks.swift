@@ -11,9 +11,6 @@ struct DueSweep: Sendable {
     let now: Date
     /// The earliest next due time among the selected schedules seen so far.
     var nextDue: Date?
-    /// Ticks the next batch may open: small at first, so agents start after a few scans open
-    /// rather than a full batch, then doubling to `Scheduler.dueBatchSize`.
-    var batchSize = Scheduler.firstDueBatchSize
 
     var isDone: Bool { position >= schedules.count }
 }
@@ -24,9 +21,6 @@ extension Scheduler {
     /// sharing the state and racing for the same ticks waits at most one batch, then finds them
     /// enqueued and re-reads the rest.
     static let dueBatchSize = 256
-    /// The first batch of a sweep: enough to give every lane a task at the usual concurrency.
-    /// Opening 256 ticks took ~5 ms with the cores idle before the first agent of a large pass.
-    static let firstDueBatchSize = 16
 
     /// Reads the schedules to walk. Missed ticks while the host was down make one catch-up run.
     func beginSweep() async throws(StoreError) -> DueSweep {
@@ -44,9 +38,7 @@ extension Scheduler {
     func openNextBatch(_ sweep: inout DueSweep, registry: Registry, options: PassOptions, summary: inout PassSummary) async throws(StoreError) -> Bool {
         let now = sweep.now
         var ticks: [ScheduledTick] = []
-        let limit = sweep.batchSize
-        sweep.batchSize = min(limit * 2, Self.dueBatchSize)
-        while !sweep.isDone && ticks.count < limit {
+        while !sweep.isDone && ticks.count < Self.dueBatchSize {
             let schedule = sweep.schedules[sweep.position]
             sweep.position += 1
             guard let due = schedule.nextDueAt, sweep.active.contains(schedule.connectionId),
