@@ -63,7 +63,7 @@ extension HostProcessTests {
                 let text: String
                 switch report {
                 case .finished(let finished, let slot, _): text = "finished \(slot.prefix(8)) \(finished.record.status.rawValue)"
-                case .notClaimed(let slot, _): text = "notClaimed \(slot.prefix(8))"
+                case .notClaimed(let slot, _, let stillQueued): text = "notClaimed \(slot.prefix(8))" + (stillQueued ? " queued" : "")
                 case .failedToRecord(let error, let slot, _): text = "failedToRecord \(slot.prefix(8)) \(error)"
                 }
                 reports.append(text + (last ? " (last)" : ""))
@@ -99,7 +99,7 @@ extension HostProcessTests {
             s.openGate()
             let a = s.first.id.prefix(8)
             let b = s.second.id.prefix(8)
-            #expect(await Self.reports(lane) == ["notClaimed \(b)", "finished \(a) success (last)"])
+            #expect(await Self.reports(lane) == ["notClaimed \(b) queued", "finished \(a) success (last)"])
             #expect(s.state(s.first) == .succeeded)
             #expect(s.state(s.second) == .queued)
             #expect(s.executions(s.second) == 0)
@@ -117,9 +117,26 @@ extension HostProcessTests {
             s.openGate()
             let a = s.first.id.prefix(8)
             let b = s.second.id.prefix(8)
-            #expect(await Self.reports(lane) == ["notClaimed \(b)", "finished \(a) success (last)"])
+            #expect(await Self.reports(lane) == ["notClaimed \(b) queued", "finished \(a) success (last)"])
             #expect(s.state(s.second) == .queued)
             #expect(s.executions(s.second) == 0)
+        }
+
+        /// A reservation that another claim took first (another host's, on a shared state) is
+        /// reported as not queued, so the scheduler keeps trying the candidates it has instead of
+        /// reading the whole list again after every lost race.
+        @Test func aReservationTakenElsewhereIsReportedAsNotQueued() async throws {
+            let s = try Setup(noticeDelay: 30)
+            let elsewhere = try s.store.claim(taskId: s.second.id, executionId: DeterministicID.random(), owner: .current, options: ClaimOptions(), now: Date())
+            #expect(elsewhere != nil)
+            let lane = Lane(id: 1)
+            #expect(lane.offer(s.job(s.second)))
+            s.executor.startLane(lane, with: s.job(s.first))
+            s.openGate()
+            let a = s.first.id.prefix(8)
+            let b = s.second.id.prefix(8)
+            #expect(await Self.reports(lane) == ["notClaimed \(b)", "finished \(a) success (last)"])
+            #expect(s.state(s.second) == .running, "still the other claim's")
         }
     }
 }

@@ -21,7 +21,7 @@ import Testing
             let slot: String
             switch report {
             case .finished(_, let s, _): slot = "finished " + s
-            case .notClaimed(let s, _): slot = "notClaimed " + s
+            case .notClaimed(let s, _, _): slot = "notClaimed " + s
             case .failedToRecord(_, let s, _): slot = "failedToRecord " + s
             }
             return slot + (last ? " (last)" : "")
@@ -36,7 +36,7 @@ import Testing
         let lane = Lane(id: 1)
         #expect(lane.offer(job("b")))
         #expect(!lane.offer(job("c")), "one reservation at a time")
-        lane.stop(with: .notClaimed(slot: "a", connection: "c"))
+        lane.stop(with: .notClaimed(slot: "a", connection: "c", stillQueued: true))
         #expect(!lane.offer(job("d")), "a stopped lane takes no reservation")
         #expect(lane.takeReservation() == nil)
         let first = await lane.next()
@@ -51,7 +51,7 @@ import Testing
         #expect(lane.takeReservation() == nil)
         #expect(!lane.offer(job("c")), "the lane's thread has stopped taking work")
         #expect(lane.revoke() == nil)
-        lane.stop(with: .notClaimed(slot: "b", connection: "c"))
+        lane.stop(with: .notClaimed(slot: "b", connection: "c", stillQueued: true))
         #expect(slots([await lane.next()]) == ["notClaimed b (last)"])
     }
 

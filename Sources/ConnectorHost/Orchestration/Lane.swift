@@ -24,8 +24,10 @@ final class Lane: Sendable {
     /// the lane's final one.
     enum Report: Sendable {
         case finished(FinishedTask, slot: String, connection: String)
-        /// The task was taken by another host, is no longer runnable, or the host is stopping.
-        case notClaimed(slot: String, connection: String)
+        /// The task was not run: taken by another host or no longer runnable (`stillQueued`
+        /// false), or given back or never claimed (the host is stopping, a claim ahead was
+        /// released): queued again and no longer among the scheduler's candidates.
+        case notClaimed(slot: String, connection: String, stillQueued: Bool)
         case failedToRecord(StoreError, slot: String, connection: String)
     }
 
@@ -130,7 +132,7 @@ final class Lane: Sendable {
             return s.reservation
         }
         post(report, last: leftover == nil)
-        if let leftover { post(.notClaimed(slot: leftover.slot, connection: leftover.connection), last: true) }
+        if let leftover { post(.notClaimed(slot: leftover.slot, connection: leftover.connection, stillQueued: true), last: true) }
     }
 
     func post(_ report: Report, last: Bool = false) {

@@ -153,7 +153,7 @@ public struct TaskExecutor: Sendable {
         // Puts a task claimed ahead back in the queue, unrun.
         func giveBack(_ claimed: (job: Lane.Job, task: StoredTask)) throws(StoreError) {
             _ = try store.releaseClaim(taskId: claimed.task.id, executionId: claimed.job.claim.executionId, now: Date())
-            lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection))
+            lane.post(.notClaimed(slot: claimed.job.slot, connection: claimed.job.connection, stillQueued: true))
         }
         while true {
             let current: (job: Lane.Job, task: StoredTask)
@@ -187,7 +187,7 @@ public struct TaskExecutor: Sendable {
                 // No job: the lane closed itself when it found no reservation.
                 guard let job = next else { return }
                 guard let task = committed.1 else {
-                    lane.stop(with: .notClaimed(slot: job.slot, connection: job.connection))
+                    lane.stop(with: .notClaimed(slot: job.slot, connection: job.connection, stillQueued: false))
                     return
                 }
                 current = (job, task)
@@ -221,7 +221,7 @@ public struct TaskExecutor: Sendable {
                             if let task = committed.1 {
                                 ahead = (reserved, task)
                             } else {
-                                lane.post(.notClaimed(slot: reserved.slot, connection: reserved.connection))
+                                lane.post(.notClaimed(slot: reserved.slot, connection: reserved.connection, stillQueued: false))
                             }
                         }
                     } catch {
