@@ -30,7 +30,6 @@ struct spawn_child {
     char *const *envp;
     const char *cwd;
     int fds[3];
-    sigset_t reset;
     /// Set by the child when a step fails: the errno ch_spawn returns.
     volatile int error;
 };
@@ -41,9 +40,9 @@ static const int usually_changed[] = {
     SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM, SIGTSTP,
     SIGTTIN, SIGTTOU, SIGXFSZ, SIGXCPU, SIGURG, SIGWINCH, SIGIO, SIGVTALRM, SIGPROF,
 };
-static sigset_t changed_at_start;
-/// The changed signals sigset_t cannot hold (glibc's own), as a kernel mask.
-static uint64_t changed_internal;
+/// The signals every child resets: `usually_changed` and those the snapshot found changed.
+static int reset_signals[_NSIG];
+static int reset_count;
 static pthread_once_t changed_once = PTHREAD_ONCE_INIT;
 
 /// The kernel's sigaction, for the raw system call: glibc's wrapper refuses the two signals it
@@ -59,18 +58,21 @@ static int raw_sigaction(int sig, const struct kernel_sigaction *action, struct 
     return (int)syscall(SYS_rt_sigaction, sig, action, old, sizeof(uint64_t));
 }
 
-/// Signals whose disposition is not the default when the first agent is spawned: what the
-/// process inherited (glibc's posix_spawn leaves 32 and 33 ignored in its children, and a
-/// parent may ignore more) and what the runtime installed before main. Read once: asking all
-/// 64 per spawn was a sixth of the child's work.
+/// The signals to reset, worked out at the first spawn: `usually_changed` and those whose
+/// disposition is not the default then: what the process inherited (glibc's posix_spawn leaves
+/// 32 and 33 ignored in its children, and a parent may ignore more) and what the runtime
+/// installed before main. Read once: asking all 64 per spawn was a sixth of the child's work.
 static void snapshot_changed_signals(void) {
-    sigemptyset(&changed_at_start);
-    changed_internal = 0;
+    uint64_t reset = 0;
+    for (size_t i = 0; i < sizeof usually_changed / sizeof usually_changed[0]; i++) reset |= (uint64_t)1 << (usually_changed[i] - 1);
     for (int sig = 1; sig < _NSIG; sig++) {
         struct kernel_sigaction current;
         if (sig == SIGKILL || sig == SIGSTOP || raw_sigaction(sig, NULL, &current) != 0) continue;
-        if (current.handler == SIG_DFL) continue;
-        if (sigaddset(&changed_at_start, sig) != 0) changed_internal |= (uint64_t)1 << (sig - 1);
+        if (current.handler != SIG_DFL) reset |= (uint64_t)1 << (sig - 1);
+    }
+    reset_count = 0;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (reset >> (sig - 1) & 1) reset_signals[reset_count++] = sig;
     }
 }
 
@@ -82,9 +84,7 @@ static int spawn_child_main(void *argument) {
     struct kernel_sigaction defaults;
     memset(&defaults, 0, sizeof defaults);
     defaults.handler = SIG_DFL;
-    for (int sig = 1; sig < _NSIG; sig++) {
-        if (sigismember(&child->reset, sig) == 1 || (changed_internal >> (sig - 1) & 1)) raw_sigaction(sig, &defaults, NULL);
-    }
+    for (int i = 0; i < reset_count; i++) raw_sigaction(reset_signals[i], &defaults, NULL);
     if (setpgid(0, 0) != 0) goto fail;
     for (int target = 0; target < 3; target++) {
         int fd = child->fds[target];
@@ -121,8 +121,6 @@ int ch_spawn(const char *path, char *const argv[], char *const envp[], const cha
     struct spawn_child child = {
         .path = path, .argv = argv, .envp = envp, .cwd = cwd, .fds = {stdin_fd, stdout_fd, stderr_fd}, .error = 0,
     };
-    child.reset = changed_at_start;
-    for (size_t i = 0; i < sizeof usually_changed / sizeof usually_changed[0]; i++) sigaddset(&child.reset, usually_changed[i]);
 
     // Raw, so that glibc's own signals are blocked too (its sigset functions leave them out).
     uint64_t all = ~(uint64_t)0, previous = 0;
