@@ -99,7 +99,7 @@ extension SQLStore {
         return try db.firstRow("SELECT \(taskColumns), \(committedCheckpoint) FROM tasks WHERE id = ?", [.text(id)], claimed)
     }
 
-    /// The committed checkpoint of a claimed task's connection and type, as a RETURNING column.
+    /// The committed checkpoint of a claimed task's connection and type, as a column of the claim's RETURNING (PostgreSQL) or read-back (SQLite).
     static let committedCheckpoint =
         "(SELECT metadata FROM checkpoints c WHERE c.connection_id = tasks.connection_id AND c.task_type = tasks.task_type)"
 
