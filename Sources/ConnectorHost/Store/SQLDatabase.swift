@@ -24,6 +24,9 @@ enum SQLDialect: Sendable {
     func onlyWhenAny(_ exists: String, _ value: String) -> String {
         self == .sqlite ? "CASE WHEN EXISTS (\(exists)) THEN (\(value)) END" : "(\(value))"
     }
+
+    /// The bindings of `onlyWhenAny(exists, value)`, in the order its text uses them.
+    func onlyWhenAny(_ exists: [SQLValue], _ value: [SQLValue]) -> [SQLValue] { self == .sqlite ? exists + value : value }
 }
 
 /// One connection to the state database, used by one thread at a time (the store holds a lock).

@@ -106,7 +106,7 @@ extension SQLStore {
                     "SELECT 1 FROM executions WHERE scan_id = ? AND status = 'failure'",
                     "SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1")),
                 (SELECT \(db.dialect.joinedWithUnitSeparator("rule")) FROM alerts WHERE connection_id = ? AND resolved_at IS NULL)
-            """, [connection, connection, id, id] + (db.dialect == .sqlite ? [id, id] : [id]) + [connection]
+            """, [connection, connection, id, id] + db.dialect.onlyWhenAny([id], [id]) + [connection]
         ) { r in
             (state: r.optionalText(0), reason: r.optionalText(1), tally: ExecutionTally(succeeded: r.int(2), failed: r.int(3), lastFailureError: r.optionalText(4)),
                 rules: r.optionalText(5))
