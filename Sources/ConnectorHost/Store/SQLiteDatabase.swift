@@ -11,8 +11,12 @@ final class SQLiteDatabase: SQLDatabase {
     private var statements: [String: OpaquePointer] = [:]
     private var checkpointer: WALCheckpointer?
 
+    /// Process-wide settings, made before SQLite's first use (they cannot change after it).
+    private static let configured: Void = { _ = ch_sqlite3_disable_memory_statistics() }()
+
     init(path: String) throws(StoreError) {
         self.path = path
+        Self.configured
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
