@@ -17,10 +17,11 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
-        // PostgreSQL, for several hosts sharing one queue, through libpq (Debian: libpq-dev).
+        // PostgreSQL, for several hosts sharing one queue, through libpq: its header at build
+        // time (Debian: libpq-dev), the library loaded at the first connection (`LibPQ.swift`),
+        // so not linked: no pkgConfig, whose flags would link it. shim.h finds the header.
         .systemLibrary(
             name: "CPostgreSQL",
-            pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
         ),
         // The few Linux calls Swift cannot make directly: variadic prctl, pidfd_open,

@@ -37,6 +37,7 @@ final class PostgresDatabase: SQLDatabase {
     deinit { PQfinish(connection) }
 
     static func connect(_ url: PostgresURL) throws(StoreError) -> OpaquePointer {
+        try LibPQ.require(for: url.description)
         let (conninfo, password) = try url.connectionParameters()
         // The URL goes in as dbname (expanded by libpq); keywords after it override it.
         var keywords = ["dbname", "application_name", "connect_timeout"]
