@@ -354,7 +354,9 @@ struct ConfigReader {
         if let type, let handler, !handler.taskTypes.contains(type) {
             problem("\(path).type", "handler \"\(handler.name)\" does not run \"\(type)\" (it lists \(handler.taskTypes.joined(separator: ", ")))\(Suggestion.hint(for: type, in: handler.taskTypes))")
         }
-        var timeZone = TimeZone.current
+        // The host's zone is looked up only for a cron schedule that names none (the lookup
+        // was a tenth of reading a registry of interval schedules).
+        var timeZone: TimeZone?
         if let name = string(o["timezone"], "\(path).timezone") {
             if let tz = TimeZone(identifier: name) { timeZone = tz } else { problem("\(path).timezone", "unknown time zone \"\(name)\"; use an IANA name like \"Europe/Berlin\"") }
         }
@@ -371,7 +373,7 @@ struct ConfigReader {
             }
         case (nil, let c?):
             if let text = string(c, "\(path).cron") {
-                do { schedule = .cron(try CronExpression(text), timeZone) } catch { problem("\(path).cron", "invalid cron \"\(text)\": \(error)") }
+                do { schedule = .cron(try CronExpression(text), timeZone ?? .current) } catch { problem("\(path).cron", "invalid cron \"\(text)\": \(error)") }
             }
         case (nil, nil):
             problem(path, "needs \"every\" (e.g. \"30m\") or \"cron\" (e.g. \"0 3 * * 0\")")
