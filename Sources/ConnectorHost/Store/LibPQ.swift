@@ -21,7 +21,7 @@ enum LibPQ {
     static let candidates = ["libpq.so.5"]
     #endif
 
-    private static let loaded: Result<ch_libpq_functions, LoadError> = load()
+    private static let loaded: Result<ch_libpq_functions, LoadError> = load(from: candidates)
 
     struct LoadError: Error {
         var message: String
@@ -42,11 +42,14 @@ enum LibPQ {
         }
     }
 
-    private static func load() -> Result<ch_libpq_functions, LoadError> {
+    /// The first of `names` dlopen finds, with every function bound; otherwise what went wrong.
+    static func load(from names: [String]) -> Result<ch_libpq_functions, LoadError> {
         var failures: [String] = []
         var library: UnsafeMutableRawPointer?
-        for name in candidates {
+        var loadedName = ""
+        for name in names {
             library = dlopen(name, RTLD_NOW | RTLD_LOCAL)
+            loadedName = name
             if library != nil { break }
             failures.append(dlerror().map { String(cString: $0) } ?? name)
         }
@@ -90,7 +93,7 @@ enum LibPQ {
         bind("PQstatus", &functions.PQstatus)
         guard missing.isEmpty else {
             // Pipeline mode came with libpq 14; an older library lacks its functions.
-            return .failure(LoadError(message: "the libpq found lacks \(missing.joined(separator: ", ")) (libpq 14 or later is needed)"))
+            return .failure(LoadError(message: "\(loadedName) lacks \(missing.joined(separator: ", ")) (libpq 14 or later is needed)"))
         }
         return .success(functions)
     }
