@@ -14,7 +14,7 @@
 
 /// The libpq functions the host calls, as pointers filled from dlopen at the first PostgreSQL
 /// use (`LibPQ.swift`): a host on SQLite never loads libpq and the twenty libraries it pulls in
-/// (TLS, Kerberos, LDAP), which cost every command about 4 ms at start. Their types come from
+/// (TLS, Kerberos, LDAP), which cost every command about 5 ms at start. Their types come from
 /// the declarations above, so the compiler still checks every call against libpq's own header.
 typedef struct {
     __typeof__(PQclear) *PQclear;

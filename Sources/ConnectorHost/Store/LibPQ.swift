@@ -8,7 +8,7 @@ import CPostgreSQL
 /// libpq, loaded at the first PostgreSQL connection instead of linked into the executable.
 ///
 /// Linked, libpq and the twenty libraries it needs (TLS, Kerberos, LDAP, SASL) were loaded and
-/// initialised by every command before `main`, about 4 ms of an 8 ms `--version` and of each
+/// initialised by every command before `main`, about 5 ms of an 8 ms `--version` and of each
 /// `run` on SQLite, which uses none of them. The functions below keep libpq's own names, so
 /// the store's code reads like libpq's documentation; they shadow the header's declarations in
 /// this module and call through `ch_libpq_functions`, whose pointer types come from that header.
