@@ -49,6 +49,16 @@ import Testing
         #expect(registry.retry == RetryPolicy())
     }
 
+    /// A cron schedule runs in the zone it names, or in the host's when it names none.
+    @Test func cronSchedulesUseTheirZoneOrTheHosts() throws {
+        let dir = TemporaryDirectory()
+        let named = try RegistryLoader.load(file: dir.write("plugins.json", Self.valid))
+        #expect(try #require(named.connections["docs"]).tasks[1].schedule == .cron(try CronExpression("0 3 * * 0"), TimeZone(identifier: "Europe/Berlin")!))
+        let unnamed = Self.valid.replacingOccurrences(of: ", \"timezone\": \"Europe/Berlin\"", with: "")
+        let host = try RegistryLoader.load(file: dir.write("host.json", unnamed))
+        #expect(try #require(host.connections["docs"]).tasks[1].schedule == .cron(try CronExpression("0 3 * * 0"), TimeZone.current))
+    }
+
     /// `payloadDirectory`: absent lets the host choose (nil), a relative path is against the config's
     /// directory, and an empty one is a mistake named as such.
     @Test func payloadDirectoryIsResolvedOrRefusedWhenEmpty() throws {
