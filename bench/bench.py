@@ -61,16 +61,37 @@ class PeakRSS:
 
 
 def timed(command, env=None, cwd=None, shell=False):
-    """Wall seconds and the host's peak RSS (MB) of one run; fails loudly on a non-zero exit."""
+    """Wall seconds, the host's peak RSS (MB) and CPU seconds of one run; fails loudly on a non-zero
+    exit. The CPU is read from the exited process before it is reaped (`/proc/<pid>/stat` of the
+    zombie): its own user+sys, and its waited-for descendants' (a host's agents; for a shell
+    pipeline, xargs or parallel and the agents). On these 2 cores both sides are close to
+    CPU-bound, so the CPU is what a wall-time ratio is made of."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rss = PeakRSS(process.pid)
-    _, stderr = process.communicate()
+    stderr = process.stderr.read()
+    cpu = exited_cpu(process.pid)
+    process.wait()
     elapsed = time.perf_counter() - start
     rss.thread.join(timeout=1)
     if process.returncode != 0:
         sys.exit("benchmark command failed (%d): %s\n%s" % (process.returncode, command, stderr.decode(errors="replace")[-2000:]))
-    return elapsed, rss.peak_kb / 1024.0
+    return elapsed, rss.peak_kb / 1024.0, cpu
+
+
+def exited_cpu(pid):
+    """(own, descendants') CPU seconds of `pid` once it has exited, leaving it unreaped; None
+    where /proc or waitid's WNOWAIT is missing."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    # After the command name: state is field 3, utime/stime/cutime/cstime are fields 14-17.
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime) / tick, (cutime + cstime) / tick
 
 
 def write(path, text, mode=0o755):
@@ -107,6 +128,14 @@ def fresh_state(state):
 
 def median_of(runs):
     return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def cpu_of(runs):
+    """Median own and descendants' CPU seconds of `timed` runs, or None."""
+    if any(r[2] is None for r in runs):
+        return None
+    return {"own": statistics.median(r[2][0] for r in runs), "descendants": statistics.median(r[2][1] for r in runs),
+            "wall": statistics.median(r[0] for r in runs)}
 
 
 def machine():
@@ -189,11 +218,13 @@ def main():
     work = tempfile.mkdtemp(prefix="connector-host-bench-")
     rows = []
 
-    def row(workload, ours, reference, ratio, target, met, unit="s", samples=None):
+    def row(workload, ours, reference, ratio, target, met, unit="s", samples=None, cpu=None):
         entry = {"workload": workload, "connectorHost": ours, "reference": reference, "ratio": ratio, "target": target, "met": met, "unit": unit}
         # Every repetition, so a reader can see the spread behind a median (this VM's is wide).
         if samples:
             entry["samples"] = samples
+        if cpu and all(cpu.values()):
+            entry["cpuSeconds"] = cpu
         rows.append(entry)
 
     try:
@@ -218,11 +249,14 @@ def main():
         xargs = median_of(xargs_runs)[0]
         ratio = ours / xargs
         row("%d no-op tasks, concurrency 2 (vs xargs -P2)" % tasks, ours, xargs, ratio, "<= 1.2x", ratio <= 1.2,
-            samples={"connectorHost": [r[0] for r in host_runs], "reference": [r[0] for r in xargs_runs]})
+            samples={"connectorHost": [r[0] for r in host_runs], "reference": [r[0] for r in xargs_runs]},
+            cpu={"connectorHost": cpu_of(host_runs), "reference": cpu_of(xargs_runs)})
         if shutil.which("parallel"):
             joblog = os.path.join(work, "joblog")
-            par = median_of([timed("printf '%%s\\n' %s | parallel -j2 --joblog %s %s --payload {}" % (listing, joblog, noop), shell=True) for _ in range(repeat)])[0]
-            row("%d no-op tasks, concurrency 2 (vs GNU parallel -j2 --joblog)" % tasks, ours, par, par / ours, ">= 5x faster", par / ours >= 5)
+            par_runs = [timed("printf '%%s\\n' %s | parallel -j2 --joblog %s %s --payload {}" % (listing, joblog, noop), shell=True) for _ in range(repeat)]
+            par = median_of(par_runs)[0]
+            row("%d no-op tasks, concurrency 2 (vs GNU parallel -j2 --joblog)" % tasks, ours, par, par / ours, ">= 5x faster", par / ours >= 5,
+                cpu={"connectorHost": cpu_of(host_runs), "reference": cpu_of(par_runs)})
         else:
             row("%d no-op tasks (vs GNU parallel)" % tasks, ours, None, None, ">= 5x faster", None)
 
@@ -253,7 +287,8 @@ def main():
         xargs = median_of(xargs_runs)[0]
         ratio = ours / xargs
         row("1 root -> %d children, no-op (vs xargs -P2 of %d runs)" % (children, children + 1), ours, xargs, ratio, "<= 1.3x", ratio <= 1.3,
-            samples={"connectorHost": [r[0] for r in fan_runs], "reference": [r[0] for r in xargs_runs]})
+            samples={"connectorHost": [r[0] for r in fan_runs], "reference": [r[0] for r in xargs_runs]},
+            cpu={"connectorHost": cpu_of(fan_runs), "reference": cpu_of(xargs_runs)})
         row("%d queued tasks: host peak RSS" % children, fan_rss, None, None, "<= 50 MB", fan_rss <= 50, unit="MB")
 
         # 3. An agent flooding stdout with 100 MiB against a 16 MiB cap.
@@ -313,6 +348,15 @@ def main():
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    with_cpu = [r for r in rows if "cpuSeconds" in r]
+    if with_cpu:
+        print("CPU seconds, median (own + descendants' = total; total / wall = cores kept busy):")
+        for r in with_cpu:
+            def part(name, label):
+                c = r["cpuSeconds"][name]
+                total = c["own"] + c["descendants"]
+                return "%s %.2f + %.2f = %.2f (%.2f cores)" % (label, c["own"], c["descendants"], total, total / c["wall"])
+            print("  %s: %s; %s" % (r["workload"], part("connectorHost", "host"), part("reference", "reference")))
     print("written to %s" % options.out)
 
 
