@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark driver bench/run.sh calls. Each workload runs ConnectorHost and its reference on the
-same machine in the same run, `repeat` times, and reports the median. Peak RSS is the host's own
+same machine in the same run, `repeat` times, alternating the two so that a drift of this VM's speed
+during the run weighs on both alike, and reports the median. Peak RSS is the host's own
 VmHWM, read from /proc while it runs (its agents are not counted)."""
 import argparse
 import glob
@@ -212,7 +213,8 @@ def main():
     host = os.path.join(options.bin, "connector-host")
     store_bench = os.path.join(options.bin, "connector-host-bench")
     quick = options.quick
-    repeat = 1 if quick else 3
+    # Five, not three: whole runs of this VM differ by 10% and more from one minute to the next.
+    repeat = 1 if quick else 5
     tasks = 20 if quick else 1000
     children = 50 if quick else 10000
     work = tempfile.mkdtemp(prefix="connector-host-bench-")
@@ -239,21 +241,23 @@ def main():
         state = os.path.join(work, "state", "noop.sqlite")
         names = ["c%05d" % i for i in range(tasks)]
         host_config(config, state, noop, names + ["c-warm"])
-        host_runs = []
+        joblog = os.path.join(work, "joblog")
+        parallel = shutil.which("parallel")
+        host_runs, xargs_runs, par_runs = [], [], []
         for _ in range(repeat):
             fresh_state(state)
             subprocess.run([host, "run", "--config", config, "--connection", "c-warm"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             host_runs.append(timed([host, "run", "--config", config, "--log-level", "warning"]))
+            xargs_runs.append(timed("printf '%%s\\n' %s | xargs -P2 -n1 %s --payload" % (listing, noop), shell=True))
+            if parallel:
+                par_runs.append(timed("printf '%%s\\n' %s | parallel -j2 --joblog %s %s --payload {}" % (listing, joblog, noop), shell=True))
         ours, ours_rss = median_of(host_runs)
-        xargs_runs = [timed("printf '%%s\\n' %s | xargs -P2 -n1 %s --payload" % (listing, noop), shell=True) for _ in range(repeat)]
         xargs = median_of(xargs_runs)[0]
         ratio = ours / xargs
         row("%d no-op tasks, concurrency 2 (vs xargs -P2)" % tasks, ours, xargs, ratio, "<= 1.2x", ratio <= 1.2,
             samples={"connectorHost": [r[0] for r in host_runs], "reference": [r[0] for r in xargs_runs]},
             cpu={"connectorHost": cpu_of(host_runs), "reference": cpu_of(xargs_runs)})
-        if shutil.which("parallel"):
-            joblog = os.path.join(work, "joblog")
-            par_runs = [timed("printf '%%s\\n' %s | parallel -j2 --joblog %s %s --payload {}" % (listing, joblog, noop), shell=True) for _ in range(repeat)]
+        if parallel:
             par = median_of(par_runs)[0]
             row("%d no-op tasks, concurrency 2 (vs GNU parallel -j2 --joblog)" % tasks, ours, par, par / ours, ">= 5x faster", par / ours >= 5,
                 cpu={"connectorHost": cpu_of(host_runs), "reference": cpu_of(par_runs)})
@@ -277,13 +281,13 @@ def main():
         config = os.path.join(work, "fanout.json")
         state = os.path.join(work, "state", "fanout.sqlite")
         host_config(config, state, fanout, ["fan"], extra_handler={"env": {"CHILDREN": str(children)}})
-        fan_runs = []
+        many = payload_files(os.path.join(work, "many"), children + 1)
+        fan_runs, xargs_runs = [], []
         for _ in range(repeat):
             fresh_state(state)
             fan_runs.append(timed([host, "run", "--config", config, "--log-level", "warning", "--max-wait", "3600"]))
+            xargs_runs.append(timed("ls %s | sed 's#^#%s/#' | xargs -P2 -n1 %s --payload" % (many, many, noop), shell=True))
         ours, fan_rss = median_of(fan_runs)
-        many = payload_files(os.path.join(work, "many"), children + 1)
-        xargs_runs = [timed("ls %s | sed 's#^#%s/#' | xargs -P2 -n1 %s --payload" % (many, many, noop), shell=True) for _ in range(repeat)]
         xargs = median_of(xargs_runs)[0]
         ratio = ours / xargs
         row("1 root -> %d children, no-op (vs xargs -P2 of %d runs)" % (children, children + 1), ours, xargs, ratio, "<= 1.3x", ratio <= 1.3,
