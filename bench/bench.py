@@ -70,7 +70,8 @@ def timed(command, env=None, cwd=None, shell=False):
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rss = PeakRSS(process.pid)
-    stderr = process.stderr.read()
+    with process.stderr:
+        stderr = process.stderr.read()
     cpu = exited_cpu(process.pid)
     process.wait()
     elapsed = time.perf_counter() - start
