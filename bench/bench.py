@@ -356,12 +356,11 @@ def main():
     with_cpu = [r for r in rows if "cpuSeconds" in r]
     if with_cpu:
         print("CPU seconds, median (own + descendants' = total; total / wall = cores kept busy):")
+        def part(c, label):
+            total = c["own"] + c["descendants"]
+            return "%s %.2f + %.2f = %.2f (%.2f cores)" % (label, c["own"], c["descendants"], total, total / c["wall"])
         for r in with_cpu:
-            def part(name, label):
-                c = r["cpuSeconds"][name]
-                total = c["own"] + c["descendants"]
-                return "%s %.2f + %.2f = %.2f (%.2f cores)" % (label, c["own"], c["descendants"], total, total / c["wall"])
-            print("  %s: %s; %s" % (r["workload"], part("connectorHost", "host"), part("reference", "reference")))
+            print("  %s: %s; %s" % (r["workload"], part(r["cpuSeconds"]["connectorHost"], "host"), part(r["cpuSeconds"]["reference"], "reference")))
     print("written to %s" % options.out)
 
 
