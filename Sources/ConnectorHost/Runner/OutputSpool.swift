@@ -20,7 +20,7 @@ struct OutputSpool {
         self.directory = directory
     }
 
-    mutating func append(_ bytes: ArraySlice<UInt8>) {
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
         count += bytes.count
         if file < 0 && memory.count + bytes.count > Self.inMemoryLimit { spill() }
         if file >= 0 {

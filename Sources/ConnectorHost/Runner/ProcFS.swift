@@ -40,9 +40,27 @@ public enum ProcFS {
     /// first live thread of the group, the main thread, which lives as long as the process: one
     /// file to read instead of one per thread. (Agents are children of their supervisor threads.)
     public static func adoptedOrphans() -> [Int32] {
-        guard let text = readSmallFile("/proc/self/task/\(getpid())/children") else { return [] }
-        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard childrenOfMainThread >= 0 else { return [] }
+        // Read at offset 0 each time: the kernel writes the list anew for every read from the
+        // start, and `pread` leaves the shared descriptor's offset alone for other threads.
+        var text: [UInt8] = []
+        let complete = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Bool in
+            while text.count < 1 << 20 {
+                let n = pread(childrenOfMainThread, buffer.baseAddress, buffer.count, off_t(text.count))
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { return false }
+                if n == 0 { return true }
+                text.append(contentsOf: buffer[0..<n])
+            }
+            return true
+        }
+        guard complete, !text.isEmpty else { return [] }
+        return text.split(separator: UInt8(ascii: " ")).compactMap { Int32(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
+
+    /// `/proc/self/task/<main thread>/children`, opened once: this is read after every agent
+    /// ends, and opening it each time (a walk of five /proc path components) was most of the cost.
+    private static let childrenOfMainThread: Int32 = open("/proc/self/task/\(getpid())/children", O_RDONLY | O_CLOEXEC)
 
     /// Every pid on the machine (for scans that look for a marker in environments).
     public static func allProcesses() -> [Int32] {

@@ -206,7 +206,9 @@ struct SupervisedRun {
         var exitStatus: ProcessOutcome.Termination?
         var drainDeadline: Double?
         var strays = 0
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        // Not an array: one filled with zeros cost a 64 KiB memset per agent, and `read` fills it anyway.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buffer.deallocate() }
 
         while true {
             let now = monotonicNow()
@@ -230,9 +232,10 @@ struct SupervisedRun {
             if ready < 0 && errno != EINTR { break }
 
             for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
+                let n = read(fds[index].fd, buffer.baseAddress, buffer.count)
                 if n > 0 {
-                    if index == 0 { takeStdout(buffer[0..<n], group: pid, killAt: &killAt) } else { takeStderr(buffer[0..<n]) }
+                    let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                    if index == 0 { takeStdout(chunk, group: pid, killAt: &killAt) } else { takeStderr(chunk) }
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                     _ = closeDescriptor(fds[index].fd)
                     fds[index].fd = -1
@@ -279,7 +282,7 @@ struct SupervisedRun {
         }
     }
 
-    private mutating func takeStdout(_ chunk: ArraySlice<UInt8>, group: pid_t, killAt: inout Double?) {
+    private mutating func takeStdout(_ chunk: UnsafeRawBufferPointer, group: pid_t, killAt: inout Double?) {
         stdoutBytes += chunk.count
         if stoppedBy == .outputCap { return }
         let room = spec.maxOutputBytes - stdout.count
@@ -293,7 +296,7 @@ struct SupervisedRun {
         }
     }
 
-    private mutating func takeStderr(_ chunk: ArraySlice<UInt8>) {
+    private mutating func takeStderr(_ chunk: UnsafeRawBufferPointer) {
         stderrTail.append(contentsOf: chunk)
         if stderrTail.count > 2 * spec.stderrTailBytes { stderrTail.removeFirst(stderrTail.count - spec.stderrTailBytes) }
         partialLine.append(contentsOf: chunk)
