@@ -13,7 +13,7 @@ struct LoopState {
     var runningPerHandler: [String: Int] = [:]
     var lastStarted: [String: Int] = [:]
     var starts = 0
-    var candidates: [StoredTask] = []
+    var candidates = CandidateList()
     var candidatesStale = true
     var mayHaveMore = true
     /// Work was queued since the candidates were read, by another host or a sweep's later batch.
@@ -52,7 +52,7 @@ struct LoopState {
     /// a slot's claim is made on its supervisor thread, so until it answers the task still reads
     /// as queued, and starting it again would run two agents in one slot's name.
     mutating func takeCandidates(_ ready: [StoredTask]) {
-        candidates = ready.filter { running[$0.id] == nil }
+        candidates = CandidateList(ready.filter { running[$0.id] == nil })
     }
 
     mutating func release(_ taskId: String, connection: String, handler: String?) {
@@ -65,17 +65,23 @@ struct LoopState {
     /// tasks, then was served least recently; within a connection, the oldest task.
     func pickIndex(registry: Registry) -> Int? {
         var best: (index: Int, running: Int, last: Int)?
+        // Connections whose oldest candidate was looked at. Filled only past the first candidate
+        // that cannot start at once: most picks return the first, with no set to allocate.
         var seen = Set<String>()
-        for (index, task) in candidates.enumerated() where !seen.contains(task.connectionId) {
-            seen.insert(task.connectionId)
+        for index in candidates.indices {
+            let task = candidates[index]
+            if !seen.isEmpty && seen.contains(task.connectionId) { continue }
             guard let connection = registry.connections[task.connectionId] else { return index }
             let onConnection = runningPerConnection[connection.id, default: 0]
-            if let limit = connection.maxConcurrency, onConnection >= limit { continue }
-            if let limit = registry.handlers[connection.handler]?.maxConcurrency, runningPerHandler[connection.handler, default: 0] >= limit { continue }
             let last = lastStarted[connection.id, default: 0]
+            let limited =
+                connection.maxConcurrency.map { onConnection >= $0 } == true
+                || registry.handlers[connection.handler]?.maxConcurrency.map { runningPerHandler[connection.handler, default: 0] >= $0 } == true
             // Idle and never started this pass: nothing can beat it, so stop looking (the list
             // can hold thousands of one-task connections).
-            if onConnection == 0 && last == 0 { return index }
+            if !limited && onConnection == 0 && last == 0 { return index }
+            seen.insert(task.connectionId)
+            if limited { continue }
             if best == nil || onConnection < best!.running || (onConnection == best!.running && last < best!.last) {
                 best = (index, onConnection, last)
             }

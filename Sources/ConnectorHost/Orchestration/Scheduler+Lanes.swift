@@ -63,7 +63,7 @@ extension Scheduler {
             if !lane.offer(job) {
                 // The lane is stopping: its last report is on the way.
                 state.release(job.slot, connection: job.connection, handler: nil)
-                state.candidates.insert(job.candidate, at: 0)
+                state.candidates.putBack(job.candidate)
                 return
             }
         }
@@ -85,7 +85,7 @@ extension Scheduler {
                 let perConnection = max(16, registry.concurrency * 4)
                 let ready = try await store { (s) throws(StoreError) in try s.readyTasks(now: Date(), perConnection: perConnection) }
                 state.takeCandidates(ready.filter { isSelected($0.connectionId, registry: registry, options: state.options) })
-                if store.store.isShared { state.candidates = state.candidates.rotatedAtRandom() }
+                if store.store.isShared { state.candidates = CandidateList(Array(state.candidates).rotatedAtRandom()) }
                 state.candidatesStale = false
                 state.queuedElsewhere = false
                 state.mayHaveMore = ready.count >= perConnection
