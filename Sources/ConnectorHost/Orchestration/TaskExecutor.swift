@@ -264,6 +264,9 @@ public struct TaskExecutor: Sendable {
     }
 
     func log(_ record: TaskRecord, transition: TaskTransition, result: CompletionResult, children: Int) {
+        // A success and its scan's end are logged at info: when that is filtered out, as it
+        // mostly is in production, their lines are not built at all (this runs for every task).
+        if case .succeeded = transition, logger.minimum > .info { return }
         let label = "\(record.connectionId)/\(record.type)"
         let meta: KeyValuePairs<String, String> = ["task": record.taskId, "attempt": String(record.attempt), "ms": String(record.durationMs)]
         switch transition {

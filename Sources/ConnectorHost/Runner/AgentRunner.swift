@@ -169,6 +169,7 @@ public struct AgentRunner: Sendable {
     /// Minimal by default: a connector should not see the host's credentials by accident.
     func environment(handler: Handler, connection: Connection, context: TaskContext, secrets: [String: String], payloadPath: String) -> [String] {
         var env: [String: String] = handler.inheritEnvironment ? hostEnvironment : [:]
+        env.reserveCapacity(env.count + 32)
         for name in Self.passedThrough { if let value = hostEnvironment[name] { env[name] = value } }
         if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
         for (name, value) in handler.env { env[name] = value }
@@ -192,6 +193,6 @@ public struct AgentRunner: Sendable {
         for (name, value) in AgentVariables.flatten(context.taskMetadata, prefix: "CONNECTOR_HOST_METADATA_", whole: "CONNECTOR_HOST_METADATA") {
             env[name] = value
         }
-        return env.map { "\($0.key)=\($0.value)" }.sorted()
+        return env.map { $0.key + "=" + $0.value }.sorted()
     }
 }
