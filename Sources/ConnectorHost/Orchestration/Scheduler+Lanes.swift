@@ -58,14 +58,19 @@ extension Scheduler {
             }
             await report(&state)
         }
-        for lane in state.lanes.values.sorted(by: { $0.id < $1.id }) where !lane.hasReservation {
-            guard let job = try await nextJob(&state, registry: registry) else { return }
-            if !lane.offer(job) {
-                // The lane is stopping: its last report is on the way.
-                state.release(job.slot, connection: job.connection, handler: nil)
-                state.candidates.putBack(job.candidate)
-                return
+        // Round by round, so that the lanes' reservations stay even.
+        var wanting = state.lanes.values.sorted(by: { $0.id < $1.id }).filter(\.wantsWork)
+        while !wanting.isEmpty {
+            for lane in wanting {
+                guard let job = try await nextJob(&state, registry: registry) else { return }
+                if !lane.offer(job) {
+                    // The lane is stopping: its last report is on the way.
+                    state.release(job.slot, connection: job.connection, handler: nil)
+                    state.candidates.putBack(job.candidate)
+                    return
+                }
             }
+            wanting = wanting.filter(\.wantsWork)
         }
     }
 

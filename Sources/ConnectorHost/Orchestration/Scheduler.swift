@@ -268,7 +268,7 @@ public final class Scheduler: Sendable {
             state.draining = true
             // Reserved tasks stay queued; each lane stops after its current agent.
             for lane in state.lanes.values {
-                if let job = lane.close() { state.release(job.slot, connection: job.connection, handler: nil) }
+                for job in lane.close() { state.release(job.slot, connection: job.connection, handler: nil) }
             }
             let grace = registry.shutdownGraceSeconds
             logger.info("shutdown", "\(SignalNames.name(number)): starting nothing new; waiting up to \(Int(grace))s for \(state.lanes.count) running agent(s)")

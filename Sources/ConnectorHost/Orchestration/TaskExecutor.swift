@@ -199,7 +199,11 @@ public struct TaskExecutor: Sendable {
                 outcome = try run(current.task, executionId: current.job.claim.executionId, registry: current.job.registry, cancelFD: cancelFD) { milestone in
                     if milestone == .noticed {
                         // Not a short agent: the task claimed ahead is given back rather than
-                        // held from other lanes and hosts while this one runs on.
+                        // held from other lanes and hosts while this one runs on, and so are
+                        // the reservations past one.
+                        for job in lane.holdOneAtMost() {
+                            lane.post(.notClaimed(slot: job.slot, connection: job.connection, stillQueued: true))
+                        }
                         guard let claimed = ahead else { return }
                         ahead = nil
                         do throws(StoreError) {
@@ -211,6 +215,7 @@ public struct TaskExecutor: Sendable {
                         return
                     }
                     // Just spawned: commit the previous outcome, claim the next task.
+                    lane.holdFull()
                     let reserved = lane.takeReservationIfReady()
                     guard pending != nil || reserved != nil else { return }
                     do throws(StoreError) {
