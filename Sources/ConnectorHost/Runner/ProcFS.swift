@@ -41,20 +41,9 @@ public enum ProcFS {
     /// file to read instead of one per thread. (Agents are children of their supervisor threads.)
     public static func adoptedOrphans() -> [Int32] {
         guard childrenOfMainThread >= 0 else { return [] }
-        // Read at offset 0 each time: the kernel writes the list anew for every read from the
+        // Read from offset 0 each time: the kernel writes the list anew for a read from the
         // start, and `pread` leaves the shared descriptor's offset alone for other threads.
-        var text: [UInt8] = []
-        let complete = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Bool in
-            while text.count < 1 << 20 {
-                let n = pread(childrenOfMainThread, buffer.baseAddress, buffer.count, off_t(text.count))
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { return false }
-                if n == 0 { return true }
-                text.append(contentsOf: buffer[0..<n])
-            }
-            return true
-        }
-        guard complete, !text.isEmpty else { return [] }
+        let text = readUntilEnd(limit: 1 << 20) { buffer, offset in pread(childrenOfMainThread, buffer.baseAddress, buffer.count, off_t(offset)) }
         return text.split(separator: UInt8(ascii: " ")).compactMap { Int32(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
@@ -81,13 +70,20 @@ public enum ProcFS {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return readUntilEnd(limit: limit) { buffer, _ in read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// What `readChunk` (given a buffer and the count read so far) returns until it reports the
+    /// end or an error, up to about `limit` bytes.
+    private static func readUntilEnd(limit: Int, _ readChunk: (UnsafeMutableBufferPointer<UInt8>, Int) -> Int) -> [UInt8] {
         var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while result.count < limit {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            result.append(contentsOf: buffer[0..<n])
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer in
+            while result.count < limit {
+                let n = readChunk(buffer, result.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                result.append(contentsOf: buffer[0..<n])
+            }
         }
         return result
     }
