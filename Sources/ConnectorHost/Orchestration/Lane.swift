@@ -133,13 +133,9 @@ final class Lane: Sendable {
             defer { s.reservations.removeLast(s.reservations.count - 1) }
             return Array(s.reservations.dropFirst().reversed())
         }
-        deliverHeldReport()
+        deliverFirstReport()
         return returned
     }
-
-    /// For tests: whether `next()` waits, and how many reports are held back.
-    var isAwaited: Bool { state.withLock { $0.waiter != nil } }
-    var heldReports: Int { state.withLock { $0.reports.count } }
 
     /// A new agent has started: short until it proves otherwise.
     func holdFull() {
@@ -165,19 +161,17 @@ final class Lane: Sendable {
     }
 
     func post(_ report: Report, last: Bool = false) {
-        let delivery: (CheckedContinuation<(Report, last: Bool), Never>, (Report, last: Bool))? = state.withLock { s in
+        deliverFirstReport { s in
             s.reports.append((report, last))
-            guard let waiter = s.waiter, Self.needsScheduler(report, last: last, s) else { return nil }
-            s.waiter = nil
-            return (waiter, s.reports.removeFirst())
+            return Self.needsScheduler(report, last: last, s)
         }
-        if let delivery { delivery.0.resume(returning: delivery.1) }
     }
 
-    /// Hands a report held back by `post` to the scheduler, if it waits.
-    private func deliverHeldReport() {
+    /// Hands the oldest report to a waiting scheduler, after `update` (which says whether the
+    /// scheduler is needed now), all under the lock.
+    private func deliverFirstReport(after update: (inout State) -> Bool = { _ in true }) {
         let delivery: (CheckedContinuation<(Report, last: Bool), Never>, (Report, last: Bool))? = state.withLock { s in
-            guard let waiter = s.waiter, !s.reports.isEmpty else { return nil }
+            guard update(&s), let waiter = s.waiter, !s.reports.isEmpty else { return nil }
             s.waiter = nil
             return (waiter, s.reports.removeFirst())
         }
@@ -193,4 +187,10 @@ final class Lane: Sendable {
         guard !last, !s.closed, !s.reservations.isEmpty, case .finished(let finished, _, _) = report else { return true }
         return finished.transition != .succeeded || finished.completion.childrenAdded > 0
     }
+
+    // MARK: For tests
+
+    /// Whether `next()` waits, and how many reports are held back.
+    var isAwaited: Bool { state.withLock { $0.waiter != nil } }
+    var heldReports: Int { state.withLock { $0.reports.count } }
 }
