@@ -8,7 +8,8 @@ extension HostProcessTests {
     /// one lane over a real SQLite state with agents that wait for a gate file, so each test
     /// decides when the running agent ends.
     @Suite struct ClaimAheadTests {
-        /// Two connections, each with one queued root; `gate` is the file the agents wait for.
+        /// Two connections (and `extra` more), each with one queued root; `gate` is the file the
+        /// agents wait for.
         struct Setup {
             let scratch = TemporaryDirectory()
             let host: HostFixture
@@ -18,8 +19,10 @@ extension HostProcessTests {
             let gate: String
             let first: StoredTask
             let second: StoredTask
+            /// The roots of the `extra` connections, in order.
+            let others: [StoredTask]
 
-            init(noticeDelay: Double) throws {
+            init(noticeDelay: Double, extra: [String] = []) throws {
                 let gate = "\(scratch.path)/gate"
                 let agent = scratch.write(
                     "gated.sh",
@@ -30,9 +33,10 @@ extension HostProcessTests {
                     echo '{"type":"result","status":"success"}'
                     """, executable: true)
                 let tasks: JSONValue = [["type": "entity_ingestion_incremental", "every": "1h"]]
-                host = HostFixture(connections: ["a": (["gate": .string(gate)], tasks), "b": (["gate": .string(gate)], tasks)], handler: ["command": [.string(agent)]])
-                #expect(host.run(["trigger", "a"]).status == 0)
-                #expect(host.run(["trigger", "b"]).status == 0)
+                let names = ["a", "b"] + extra
+                host = HostFixture(
+                    connections: Dictionary(uniqueKeysWithValues: names.map { ($0, (["gate": JSONValue.string(gate)], tasks)) }), handler: ["command": [.string(agent)]])
+                for name in names { #expect(host.run(["trigger", name]).status == 0) }
                 registry = try RegistryLoader.load(file: host.config)
                 store = try host.store()
                 var runner = AgentRunner(appId: store.appId, stateDirectory: registry.localDirectory, logger: .silent)
@@ -42,6 +46,11 @@ extension HostProcessTests {
                 let appId = store.appId
                 first = try #require(try store.task(id: DeterministicID.rootTaskId(appId: appId, connectionId: "a", taskType: "entity_ingestion_incremental")))
                 second = try #require(try store.task(id: DeterministicID.rootTaskId(appId: appId, connectionId: "b", taskType: "entity_ingestion_incremental")))
+                var others: [StoredTask] = []
+                for name in extra {
+                    others.append(try #require(try store.task(id: DeterministicID.rootTaskId(appId: appId, connectionId: name, taskType: "entity_ingestion_incremental"))))
+                }
+                self.others = others
             }
 
             func job(_ task: StoredTask) -> Lane.Job {
@@ -120,6 +129,31 @@ extension HostProcessTests {
             #expect(await Self.reports(lane) == ["notClaimed \(b) queued", "finished \(a) success (last)"])
             #expect(s.state(s.second) == .queued)
             #expect(s.executions(s.second) == 0)
+        }
+
+        /// A long agent's lane holds one reservation, not two: the newer one goes back to the
+        /// queue unrun (reported unclaimed) together with the task claimed ahead, and the one
+        /// kept runs once the long agent ends.
+        @Test func aLongAgentsLaneKeepsOneReservation() async throws {
+            let notice = 2.0
+            let s = try Setup(noticeDelay: notice, extra: ["c", "d"])
+            let (c, d) = (s.others[0], s.others[1])
+            let lane = Lane(id: 1)
+            #expect(lane.offer(s.job(s.second)))
+            #expect(lane.offer(s.job(c)))
+            s.executor.startLane(lane, with: s.job(s.first))
+            #expect(s.host.eventually(notice / 2) { s.state(s.second) == .running }, "b was not claimed ahead")
+            // As the scheduler does after the claim: the lane is topped up to two reservations.
+            #expect(lane.offer(s.job(d)))
+            #expect(!lane.wantsWork)
+            #expect(s.host.eventually { s.state(s.second) == .queued }, "the task claimed ahead was held while the first agent ran on")
+            #expect(!lane.offer(s.job(d)), "one reservation while the agent is long")
+            s.openGate()
+            let (ia, ib, ic, id) = (s.first.id.prefix(8), s.second.id.prefix(8), c.id.prefix(8), d.id.prefix(8))
+            #expect(await Self.reports(lane) == ["notClaimed \(id) queued", "notClaimed \(ib) queued", "finished \(ia) success", "finished \(ic) success (last)"])
+            #expect(s.state(c) == .succeeded)
+            #expect(s.state(d) == .queued && s.executions(d) == 0)
+            #expect(s.state(s.second) == .queued && s.executions(s.second) == 0)
         }
 
         /// A reservation that another claim took first (another host's, on a shared state) is
