@@ -27,9 +27,11 @@ let package = Package(
         // The few Linux calls Swift cannot make directly: variadic prctl, pidfd_open,
         // waitid's siginfo union, pipe2, and posix_spawn's GNU file actions.
         .target(name: "CSupport"),
+        // A VFS over SQLite's default one that writes a commit's WAL frames in one write.
+        .target(name: "CSQLiteVFS", dependencies: ["CSQLite"]),
         .target(
             name: "ConnectorHost",
-            dependencies: ["CSQLite", "CPostgreSQL", "CSupport"]
+            dependencies: ["CSQLite", "CSQLiteVFS", "CPostgreSQL", "CSupport"]
         ),
         .executableTarget(
             name: "connector-host",

@@ -1,4 +1,5 @@
 import CSQLite
+import CSQLiteVFS
 import Foundation
 
 /// A serialised SQLite connection with cached prepared statements. Not thread-safe by itself: the
@@ -11,15 +12,19 @@ final class SQLiteDatabase: SQLDatabase {
     private var statements: [String: OpaquePointer] = [:]
     private var checkpointer: WALCheckpointer?
 
-    /// Process-wide settings, made before SQLite's first use (they cannot change after it).
-    private static let configured: Void = { _ = ch_sqlite3_disable_memory_statistics() }()
+    /// Process-wide settings, made before SQLite's first use (they cannot change after it), and
+    /// the VFS the state is opened with (`coalescing_vfs.c`): nil if it could not be registered,
+    /// and the default VFS is used instead.
+    private static let vfs: String? = {
+        _ = ch_sqlite3_disable_memory_statistics()
+        return ch_coalescing_vfs_register() == SQLITE_OK ? CH_COALESCING_VFS_NAME : nil
+    }()
 
     init(path: String) throws(StoreError) {
         self.path = path
-        Self.configured
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(path, &db, flags, Self.vfs)
         handle = db
         guard rc == SQLITE_OK else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(rc)"
@@ -35,6 +40,15 @@ final class SQLiteDatabase: SQLDatabase {
     /// rows through an index, however many tasks the state keeps.
     func takeFullScanSteps() -> [String: Int] {
         statements.mapValues { Int(sqlite3_stmt_status($0, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1)) }
+    }
+
+    /// The writes SQLite asked of this connection's WAL file and those made to the file system
+    /// (`coalescing_vfs.c`), since the connection opened; nil when it is not on that VFS. For tests.
+    func walWrites() -> (requested: Int, issued: Int)? {
+        var requested: sqlite3_int64 = 0
+        var issued: sqlite3_int64 = 0
+        guard ch_coalescing_vfs_wal_writes(handle, &requested, &issued) == SQLITE_OK else { return nil }
+        return (Int(requested), Int(issued))
     }
 
     /// Moves WAL checkpoints off the committing thread (`WALCheckpointer`). For a file in WAL mode.
