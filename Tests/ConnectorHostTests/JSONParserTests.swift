@@ -70,4 +70,18 @@ import Testing
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
     }
+
+    /// A registry's `connections` object has one key per connection: its members are kept in
+    /// order, and a key repeated far from the first is still refused, while the parser no longer
+    /// searches the members for each new key.
+    @Test func aLargeObjectKeepsEveryMemberInOrderAndStillRefusesARepeatedKey() throws {
+        let keys = (0..<5000).map { "c\($0)" }
+        let text = "{" + keys.map { "\"\($0)\": {\"n\": 1}" }.joined(separator: ", ") + "}"
+        let object = try #require(try JSONParser.parse(text).objectValue)
+        #expect(object.keys == keys)
+        #expect(object["c4999"] == ["n": 1])
+        #expect(JSONValue.object(object).canonical.objectValue?.keys == keys.sorted())
+        let repeated = String(text.dropLast()) + ", \"c17\": 2}"
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(repeated) }
+    }
 }

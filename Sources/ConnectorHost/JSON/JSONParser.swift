@@ -119,7 +119,8 @@ private struct Reader {
             }
             index += 1
             skipWhitespace()
-            do { object[key] = try parseValue(depth: depth + 1) } catch { throw error.inside(key) }
+            // `seen` has rejected a repeated key: the member is new.
+            do { object.appendDistinct(key, try parseValue(depth: depth + 1)) } catch { throw error.inside(key) }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }

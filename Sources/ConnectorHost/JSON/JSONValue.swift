@@ -59,6 +59,18 @@ public struct JSONObject: Sendable, Equatable {
         for (key, value) in pairs { self[key] = value }
     }
 
+    /// Members whose keys the caller knows are distinct (a parser that rejects repeated keys,
+    /// the members of another object): no search per member, which made an object of n keys
+    /// cost n²/2 comparisons (a registry of 10,000 connections: 50 million).
+    init(distinctMembers: [Member]) {
+        members = distinctMembers
+    }
+
+    /// Appends a member whose key is not in the object yet (see `init(distinctMembers:)`).
+    mutating func appendDistinct(_ key: String, _ value: JSONValue) {
+        members.append(Member(key: key, value: value))
+    }
+
     public var keys: [String] { members.map(\.key) }
     public var isEmpty: Bool { members.isEmpty }
     public var count: Int { members.count }

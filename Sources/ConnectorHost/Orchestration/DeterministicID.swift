@@ -135,7 +135,7 @@ extension JSONValue {
         switch self {
         case .array(let a): return .array(a.map(\.canonical))
         case .object(let o):
-            return .object(JSONObject(o.members.sorted { $0.key < $1.key }.map { ($0.key, $0.value.canonical) }))
+            return .object(JSONObject(distinctMembers: o.members.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: $0.value.canonical) }))
         default: return self
         }
     }
