@@ -104,7 +104,15 @@ static int walWrite(CoalescingFile *wal, const void *data, int amount, sqlite3_i
     if ((wal->pendingLength > 0 && !continues) || wal->deferredError != SQLITE_OK) {
         if ((rc = flushPending(wal)) != SQLITE_OK) return rc;
     }
-    if (wal->pendingLength + amount > maxPendingBytes || !allocatePending(wal)) {
+    if (wal->pendingLength + amount > maxPendingBytes) {
+        // Full: written out, but a page still follows its header (a commit frame's page must
+        // still be written before its write returns).
+        int afterFrameHeader = wal->afterFrameHeader, commitFrame = wal->commitFrame;
+        if ((rc = flushPending(wal)) != SQLITE_OK) return rc;
+        wal->afterFrameHeader = afterFrameHeader;
+        wal->commitFrame = commitFrame;
+    }
+    if (amount > maxPendingBytes || !allocatePending(wal)) {
         if ((rc = flushPending(wal)) != SQLITE_OK) return rc;
         return writeThrough(wal, data, amount, offset);
     }
