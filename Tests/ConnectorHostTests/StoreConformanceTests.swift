@@ -36,6 +36,11 @@ extension HostProcessTests {
             startedAt: now, durationMs: 25, attempt: task.attempt, result: nil, error: status == .success ? nil : "failed", stderrTail: "")
     }
 
+    /// The PostgreSQL connection's exchanges with its server so far (0 on SQLite).
+    func roundTrips(_ store: SQLStore) throws -> Int {
+        try store.locked { (db) throws(StoreError) in (db as? PostgresDatabase)?.roundTrips ?? 0 }
+    }
+
     func owner(_ name: String) -> TaskOwner {
         TaskOwner(hostPid: getpid(), hostStartTicks: HostIdentity.current.startTicks, hostId: "test/\(name)", machine: HostIdentity.current.machine)
     }
@@ -104,8 +109,17 @@ extension HostProcessTests {
         let a = try #require(try store.claim(taskId: roots[0], executionId: first, owner: owner("a"), now: now))
         let second = DeterministicID.random()
         let next = ClaimRequest(taskId: roots[1], executionId: second, owner: owner("a"), options: ClaimOptions())
-        let (result, b) = try store.complete(TaskCompletion(record: record(a, executionId: first, now: now), transition: .succeeded), thenClaim: next, now: now)
+        var completion = TaskCompletion(record: record(a, executionId: first, now: now), transition: .succeeded)
+        completion.alertHistory = 5
+        let before = try roundTrips(store)
+        let (result, b) = try store.complete(completion, thenClaim: next, now: now)
+        if backend == .postgres {
+            // The history, the task's move and the closing read; then the scan's close, the alert
+            // facts, the claim and the COMMIT: each group one exchange with the server.
+            #expect(try roundTrips(store) - before == 2)
+        }
         #expect(result?.closedScan?.status == .success, "a's one-task scan closed")
+        #expect(result?.alertFacts?.input.executions == ExecutionTally(succeeded: 1, failed: 0, lastFailureError: nil), "the facts read with the commit")
         #expect(try store.task(id: roots[0])?.state == .succeeded)
         #expect(b?.id == roots[1])
         #expect(try store.task(id: roots[1])?.state == .running)
@@ -286,14 +300,26 @@ extension HostProcessTests {
         try store.hostStopped(hostId: "test/a", now: now)
         #expect(try store.hosts(since: now.addingTimeInterval(-1)).first { $0.id == "test/a" }?.stoppedAt != nil)
 
-        // The old execution finishes after all (its host was only slow): on a shared state it is
-        // history, and the task, now someone else's, is left alone.
-        guard backend == .postgres else { return }
+        // The old execution finishes after all (its host was only slow): it is history, and the
+        // task, now someone else's, is left alone: no move, no children, no paused connection.
         let second = DeterministicID.random()
         _ = try #require(try store.claim(taskId: root, executionId: second, owner: owner("b"), now: now.addingTimeInterval(22)))
-        _ = try store.complete(TaskCompletion(record: record(task, executionId: executionId, now: now), transition: .succeeded), now: now.addingTimeInterval(23))
+        var stale = TaskCompletion(record: record(task, executionId: executionId, now: now), transition: .succeeded)
+        stale.children = [NewChild(id: "stale-child", key: "k", taskType: Self.type, metadata: nil)]
+        stale.pauseConnection = "UNAUTHORIZED: stale"
+        #expect(try store.complete(stale, now: now.addingTimeInterval(23)) == CompletionResult())
+        // Nor with a claim in the same transaction (another execution that lost the task).
+        stale = TaskCompletion(record: record(task, executionId: DeterministicID.random(), now: now), transition: .failed(.unauthorized, "401"))
+        stale.pauseConnection = "UNAUTHORIZED: stale"
+        let third = DeterministicID.random()
+        let (result, claimed) = try store.complete(
+            stale, thenClaim: ClaimRequest(taskId: root, executionId: third, owner: owner("a"), options: ClaimOptions()), now: now.addingTimeInterval(23))
+        #expect(result == CompletionResult())
+        #expect(claimed == nil, "still running under the second execution")
         #expect(try store.task(id: root)?.state == .running)
         #expect(try store.task(id: root)?.executionId == second)
+        #expect(try store.task(id: "stale-child") == nil)
+        #expect(try store.connection(id: "c")?.state == .active)
         #expect(try store.execution(id: executionId) != nil)
     }
 

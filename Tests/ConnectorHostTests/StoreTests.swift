@@ -161,10 +161,14 @@ extension HostProcessTests {
             let root = try #require(store.executions(scanId: scan.id).first { $0.parentTaskId == nil })
             let child = try #require(store.executions(scanId: scan.id).first { $0.parentTaskId != nil })
 
-            // The root's completion is delivered a second time (as by a host that crashed after its
-            // agent finished and recorded it twice), asking for the same child again.
+            // The root runs a second time (as after a host crashed between its agent's end and the
+            // commit: the next start re-queues it and claims it again) and asks for the same child.
             var again = root
             again.taskExecutionId = DeterministicID.random()
+            try store.transaction { (db) throws(StoreError) in try db.run("UPDATE tasks SET state = 'running' WHERE id = ?", .text(root.taskId)) }
+            try store.requeueInterrupted(taskId: root.taskId, note: "host crashed", now: Date())
+            let owner = TaskOwner(hostPid: getpid(), hostStartTicks: HostIdentity.current.startTicks, hostId: "test/again", machine: HostIdentity.current.machine)
+            #expect(try store.claim(taskId: root.taskId, executionId: again.taskExecutionId, owner: owner, now: Date()) != nil)
             var completion = TaskCompletion(record: again, transition: .succeeded)
             completion.children = [NewChild(id: child.taskId, key: "x", taskType: child.type, metadata: ["key": "x"])]
             let result = try store.complete(completion, now: Date())

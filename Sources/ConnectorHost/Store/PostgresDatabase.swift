@@ -28,6 +28,9 @@ final class PostgresDatabase: SQLDatabase {
     private var statementCount = 0
     /// A NOTIFY asked for in the transaction: sent with its COMMIT, in the same round trip.
     private var notifyAtCommit = false
+    /// Exchanges with the server since the connection opened (a statement outside a
+    /// transaction, a pipeline's sync). For tests: what a task costs in waits for the server.
+    private(set) var roundTrips = 0
 
     init(url: PostgresURL) throws(StoreError) {
         self.url = url
@@ -124,6 +127,7 @@ final class PostgresDatabase: SQLDatabase {
             }
         }
         try reconnectIfNeeded()
+        roundTrips += 1
         let result = PQexec(connection, sql)
         defer { PQclear(result) }
         let status = PQresultStatus(result)
@@ -138,6 +142,7 @@ final class PostgresDatabase: SQLDatabase {
         }
         try reconnectIfNeeded()
         let name = try prepare(sql)
+        roundTrips += 1
         let result = withCStrings(Self.texts(bindings)) { parameters in
             PQexecPrepared(connection, name, Int32(parameters.count), parameters, nil, nil, 0)
         }
@@ -162,6 +167,20 @@ final class PostgresDatabase: SQLDatabase {
         try send(sql, bindings)
         // Bounded, so that neither side's socket buffer fills while the other is not reading.
         if queued.count >= 256 { try flush() }
+    }
+
+    /// In a transaction, queued like `perform`; its result is handed over when the flush that
+    /// sends it reads the results.
+    func later<T>(_ sql: String, _ bindings: [SQLValue], _ map: @escaping (Row) -> T) throws(StoreError) -> Later<T> {
+        let result = Later(map)
+        guard pipelined else {
+            try query(sql, bindings) { result.receive($0) }
+            result.arrive(changes: lastChanges)
+            return result
+        }
+        try send(sql, bindings, result: LaterResult(receive: result.receive, arrive: result.arrive))
+        if queued.count >= 256 { try flush() }
+        return result
     }
 
     /// Reading it sends what is queued. A failure found then is thrown by the transaction's next
@@ -225,10 +244,16 @@ final class PostgresDatabase: SQLDatabase {
 
     private enum Queued {
         case prepare(String)
-        case statement(String)
+        case statement(String, LaterResult?)
     }
 
-    private func send(_ sql: String, _ bindings: [SQLValue]) throws(StoreError) {
+    /// Where a `later` statement's rows and count go, without its element type.
+    private struct LaterResult {
+        let receive: (Row) -> Void
+        let arrive: (Int) -> Void
+    }
+
+    private func send(_ sql: String, _ bindings: [SQLValue], result: LaterResult? = nil) throws(StoreError) {
         if let deferredError { throw deferredError }
         let name: String
         if let known = prepared[sql] {
@@ -244,15 +269,17 @@ final class PostgresDatabase: SQLDatabase {
             PQsendQueryPrepared(connection, name, Int32(parameters.count), parameters, nil, nil, 0)
         }
         guard sent == 1 else { throw connectionError("running \(Self.context(sql))") }
-        queued.append(.statement(sql))
+        queued.append(.statement(sql, result))
     }
 
     /// Sends what is queued with a sync point and reads every result; `row` gets the rows of the
-    /// last statement. The first failure is thrown (the statements after it did not run).
+    /// last statement, a `later` statement's own receiver its rows. The first failure is thrown
+    /// (the statements after it did not run).
     private func flush(_ row: (Row) throws(StoreError) -> Void = { _ in }) throws(StoreError) {
         let items = queued
         queued = []
         guard PQpipelineSync(connection) == 1 else { throw connectionError("sending") }
+        roundTrips += 1
         var failure: StoreError?
         for (index, item) in items.enumerated() {
             guard let result = PQgetResult(connection) else {
@@ -262,8 +289,14 @@ final class PostgresDatabase: SQLDatabase {
             let status = PQresultStatus(result)
             switch status {
             case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
-                if case .statement = item { lastChanges = Int(String(cString: PQcmdTuples(result))) ?? 0 }
-                if status == PGRES_TUPLES_OK, index == items.count - 1, failure == nil {
+                guard case .statement(_, let later) = item else { break }
+                lastChanges = Int(String(cString: PQcmdTuples(result))) ?? 0
+                if let later {
+                    if status == PGRES_TUPLES_OK {
+                        for i in 0..<PQntuples(result) { later.receive(Row(.postgres(result, row: i))) }
+                    }
+                    later.arrive(lastChanges)
+                } else if status == PGRES_TUPLES_OK, index == items.count - 1, failure == nil {
                     for i in 0..<PQntuples(result) {
                         do throws(StoreError) { try row(Row(.postgres(result, row: i))) } catch { failure = error; break }
                     }
@@ -275,7 +308,7 @@ final class PostgresDatabase: SQLDatabase {
                 case .prepare(let sql):
                     prepared[sql] = nil
                     failure = failure ?? error(result, "preparing \(Self.context(sql))")
-                case .statement(let sql):
+                case .statement(let sql, _):
                     failure = failure ?? error(result, "running \(Self.context(sql))")
                 }
             }
@@ -312,6 +345,7 @@ final class PostgresDatabase: SQLDatabase {
         if let name = prepared[sql] { return name }
         statementCount += 1
         let name = "s\(statementCount)"
+        roundTrips += 1
         let result = PQprepare(connection, name, Self.numbered(sql), 0, nil)
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw error(result, "preparing \(sql.trimmingCharacters(in: .whitespacesAndNewlines).prefix(80))") }

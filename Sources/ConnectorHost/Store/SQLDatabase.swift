@@ -41,6 +41,10 @@ protocol SQLDatabase: AnyObject {
     /// Runs `sql` whose rows, if any, nobody reads. On PostgreSQL, inside a transaction, it may
     /// be sent later, with the next statement that is read; its failure then surfaces there.
     func perform(_ sql: String, _ bindings: [SQLValue]) throws(StoreError)
+    /// Runs `sql` whose rows and changed-row count are read after it is sent (`Later`): at once
+    /// on SQLite; on PostgreSQL, inside a transaction, they come back with the transaction's next
+    /// read or with its COMMIT, in the same round trip. A failure surfaces there too.
+    func later<T>(_ sql: String, _ bindings: [SQLValue], _ map: @escaping (Row) -> T) throws(StoreError) -> Later<T>
     /// Rows changed by the last statement.
     var changes: Int { get }
     /// Runs `body` in one transaction that takes the write lock up front where the engine has one,
@@ -72,6 +76,42 @@ extension SQLDatabase {
 
     func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         try transaction(locking: [], body)
+    }
+}
+
+/// The result of a statement sent with `SQLDatabase.later`, filled when it arrives. Read it once
+/// the transaction that sent it has committed (or after the read that followed it): a result
+/// read before it arrived is a bug in the caller, and stops the host.
+final class Later<Element> {
+    private let map: (Row) -> Element
+    private var received: [Element] = []
+    private var changed = 0
+    private var arrived = false
+
+    init(_ map: @escaping (Row) -> Element) { self.map = map }
+
+    /// A result already in hand.
+    convenience init(arrived rows: [Element]) {
+        self.init { _ in fatalError("an arrived result receives no rows") }
+        received = rows
+        arrived = true
+    }
+
+    var rows: [Element] {
+        precondition(arrived, "a statement's result was read before it arrived")
+        return received
+    }
+
+    var changes: Int {
+        precondition(arrived, "a statement's result was read before it arrived")
+        return changed
+    }
+
+    func receive(_ row: Row) { received.append(map(row)) }
+
+    func arrive(changes: Int) {
+        changed = changes
+        arrived = true
     }
 }
 

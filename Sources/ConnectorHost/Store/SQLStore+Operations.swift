@@ -76,8 +76,8 @@ extension SQLStore {
 
     /// Successful scans of a connection and type that ended before `before`, newest first: the
     /// baseline the duration and record alerts compare against.
-    static func successfulScans(_ db: any SQLDatabase, connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> [ScanSummary] {
-        try db.rows(
+    static func successfulScans(_ db: any SQLDatabase, connectionId: String, taskType: String, before: Date, limit: Int) throws(StoreError) -> Later<ScanSummary> {
+        try db.later(
             """
             SELECT \(Self.scanColumns) FROM scans WHERE connection_id = ? AND task_type = ? AND status = 'success' AND ended_at < ?
             ORDER BY ended_at DESC LIMIT ?
@@ -87,17 +87,35 @@ extension SQLStore {
     /// `AlertFacts` for a closed scan, read apart from its completion: for a completion that
     /// did not ask for them (`TaskCompletion.alertHistory`).
     public func alertFacts(for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts {
-        try locked { (db) throws(StoreError) in try Self.alertFacts(db, for: scan, history: history) }
+        try locked { (db) throws(StoreError) in try Self.alertFacts(db, for: scan, history: history).value }
     }
 
-    static func alertFacts(_ db: any SQLDatabase, for scan: ScanSummary, history: Int) throws(StoreError) -> AlertFacts {
-        // The connection's state, the executions' tally and the open rules in one statement (a
-        // round trip on PostgreSQL, inside the commit that closes the scan), then the history.
-        // On SQLite the last failure's error is sorted for only when there is one: it opens a
-        // temporary sorter for the ORDER BY each time otherwise.
+    /// The statements behind `AlertFacts`, whose results arrive later (`Later`): in the closing
+    /// commit on PostgreSQL, they cost it no round trip.
+    struct PendingAlertFacts {
+        typealias Facts = (state: String?, reason: String?, tally: ExecutionTally, rules: String?)
+        let scan: ScanSummary
+        let facts: Later<Facts>
+        let failedTasks: [FailureReason: Int]
+        let previousSuccesses: Later<ScanSummary>
+
+        var value: AlertFacts {
+            let row = facts.rows.first
+            let input = AlertRules.Input(
+                scan: scan, executions: row?.tally ?? ExecutionTally(), failedTasks: failedTasks, previousSuccesses: previousSuccesses.rows,
+                connectionNeedsReauth: row?.state == ConnectionState.needsReauth.rawValue, reauthReason: row?.reason)
+            let rules = (row?.rules ?? "").split(separator: "\u{1F}").compactMap { AlertRule(rawValue: String($0)) }
+            return AlertFacts(input: input, openRules: Set(rules))
+        }
+    }
+
+    static func alertFacts(_ db: any SQLDatabase, for scan: ScanSummary, history: Int) throws(StoreError) -> PendingAlertFacts {
+        // The connection's state, the executions' tally and the open rules in one statement, then
+        // the history. On SQLite the last failure's error is sorted for only when there is one:
+        // it opens a temporary sorter for the ORDER BY each time otherwise.
         let id = SQLValue.text(scan.id)
         let connection = SQLValue.text(scan.connectionId)
-        let row = try db.firstRow(
+        let facts = try db.later(
             """
             SELECT (SELECT state FROM connections WHERE id = ?), (SELECT state_reason FROM connections WHERE id = ?),
                 (SELECT COUNT(*) FROM executions WHERE scan_id = ? AND status = 'success'),
@@ -107,17 +125,14 @@ extension SQLStore {
                     "SELECT error FROM executions WHERE scan_id = ? AND status = 'failure' ORDER BY started_at DESC, \(db.dialect.insertionOrder) DESC LIMIT 1")),
                 (SELECT \(db.dialect.joinedWithUnitSeparator("rule")) FROM alerts WHERE connection_id = ? AND resolved_at IS NULL)
             """, [connection, connection, id, id] + db.dialect.onlyWhenAny([id], [id]) + [connection]
-        ) { r in
+        ) { r -> PendingAlertFacts.Facts in
             (state: r.optionalText(0), reason: r.optionalText(1), tally: ExecutionTally(succeeded: r.int(2), failed: r.int(3), lastFailureError: r.optionalText(4)),
                 rules: r.optionalText(5))
         }
-        let input = AlertRules.Input(
+        return PendingAlertFacts(
             // A scan without failed tasks (most) needs no count of them by reason.
-            scan: scan, executions: row?.tally ?? ExecutionTally(), failedTasks: scan.failed == 0 ? [:] : try failedTaskReasons(db, scanId: scan.id),
-            previousSuccesses: try successfulScans(db, connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: history),
-            connectionNeedsReauth: row?.state == ConnectionState.needsReauth.rawValue, reauthReason: row?.reason)
-        let rules = (row?.rules ?? "").split(separator: "\u{1F}").compactMap { AlertRule(rawValue: String($0)) }
-        return AlertFacts(input: input, openRules: Set(rules))
+            scan: scan, facts: facts, failedTasks: scan.failed == 0 ? [:] : try failedTaskReasons(db, scanId: scan.id),
+            previousSuccesses: try successfulScans(db, connectionId: scan.connectionId, taskType: scan.taskType, before: scan.endedAt ?? Date(), limit: history))
     }
 
     // MARK: Alerts

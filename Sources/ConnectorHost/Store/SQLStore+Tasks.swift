@@ -56,7 +56,7 @@ extension SQLStore {
             // limits: the claim is the update and the read of `take`, with no count before them.
             return try transaction { (db) throws(StoreError) in try Self.take(db, id: taskId, executionId: executionId, owner: owner, options: options, now: now) }
         }
-        if options.connectionLimit == nil && options.handlerLimit == nil {
+        if options.countsNoLimit {
             return try locked { (db) throws(StoreError) in try Self.claimUnlimited(db, taskId: taskId, executionId: executionId, owner: owner, options: options, now: now) }
         }
         var limits: [String] = []
@@ -111,25 +111,30 @@ extension SQLStore {
         return task
     }
 
-    /// On a shared state, with no limit to count: each attempt is one statement that takes the
-    /// row with SKIP LOCKED and returns it, instead of a transaction of five round trips.
+    /// On a shared state, with no limit to count: one statement takes the row with SKIP LOCKED and
+    /// returns it, or, when another host holds it, the connection's next runnable task
+    /// (`orNextOf`; PostgreSQL evaluates COALESCE's second pick only when the first finds none).
     static func claimUnlimited(_ db: any SQLDatabase, taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
-        let set = claimValues(executionId: executionId, owner: owner, options: options, now: now)
-        func take(_ pick: String, _ bindings: [SQLValue]) throws(StoreError) -> StoredTask? {
-            try db.firstRow(
+        let (sql, bindings) = unlimitedClaim(taskId: taskId, executionId: executionId, owner: owner, options: options, now: now)
+        return try db.firstRow(sql, bindings, claimed)
+    }
+
+    static func unlimitedClaim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) -> (String, [SQLValue]) {
+        var pick = "SELECT id FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed') FOR UPDATE SKIP LOCKED"
+        var bindings: [SQLValue] = [.text(taskId)]
+        if let connection = options.orNextOf {
+            pick = """
+                COALESCE((\(pick)), (SELECT id FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed') AND next_run_at <= ?
+                    ORDER BY next_run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED))
                 """
-                UPDATE tasks SET \(claimAssignments)
-                WHERE id = (\(pick)) AND state IN ('queued', 'snoozed')
-                RETURNING \(taskColumns), \(committedCheckpoint)
-                """, set + bindings, claimed)
+            bindings += [.text(connection), .date(now)]
         }
-        var task = try take("SELECT id FROM tasks WHERE id = ? AND state IN ('queued', 'snoozed') FOR UPDATE SKIP LOCKED", [.text(taskId)])
-        if task == nil, let connection = options.orNextOf {
-            task = try take(
-                "SELECT id FROM tasks WHERE connection_id = ? AND state IN ('queued', 'snoozed') AND next_run_at <= ? ORDER BY next_run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-                [.text(connection), .date(now)])
-        }
-        return task
+        let sql = """
+            UPDATE tasks SET \(claimAssignments)
+            WHERE id = (\(pick)) AND state IN ('queued', 'snoozed')
+            RETURNING \(taskColumns), \(committedCheckpoint)
+            """
+        return (sql, claimValues(executionId: executionId, owner: owner, options: options, now: now) + bindings)
     }
 
     /// On a shared state: the task to claim, locked for this transaction, within the limits that
@@ -183,49 +188,78 @@ extension SQLStore {
     public func complete(_ completion: TaskCompletion, now: Date) throws(StoreError) -> CompletionResult {
         // Hosts finishing a scan's last tasks together must not each see the other's task still
         // open (and the scan never close).
-        try transaction(locking: ["scan:\(completion.record.scanId)"]) { (db) throws(StoreError) -> CompletionResult in
+        try transaction(locking: [Self.scanLock(completion.record.scanId)]) { (db) throws(StoreError) -> PendingCompletion in
             try Self.complete(db, completion, now: now, counters: counters)
-        }
+        }.committed()
     }
 
+    /// One transaction commits the outcome and claims the lane's next task. On a shared state a
+    /// claim counted against limits takes advisory locks of its own, which a completion holding
+    /// its scan's lock would order two ways: it runs in a transaction of its own. A claim without
+    /// limits waits for no lock (SKIP LOCKED) and goes with the COMMIT, in the same round trip.
     public func complete(_ completion: TaskCompletion?, thenClaim next: ClaimRequest?, now: Date) throws(StoreError) -> (CompletionResult?, StoredTask?) {
-        if let completion, let next, !isShared {
-            return try transaction { (db) throws(StoreError) -> (CompletionResult?, StoredTask?) in
-                let result = try Self.complete(db, completion, now: now, counters: counters)
-                return (result, try Self.take(db, id: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now))
-            }
+        guard let completion, let next, !isShared || next.options.countsNoLimit else {
+            let result = try completion.map { (c) throws(StoreError) in try complete(c, now: now) }
+            return (result, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
         }
-        // A shared state keeps them apart: a claim there takes advisory locks of its own, and a
-        // completion holding its scan's lock meanwhile would order locks two ways.
-        let result = try completion.map { (c) throws(StoreError) in try complete(c, now: now) }
-        return (result, try next.flatMap { (n) throws(StoreError) in try claim(taskId: n.taskId, executionId: n.executionId, owner: n.owner, options: n.options, now: now) })
+        let locks = isShared ? [Self.scanLock(completion.record.scanId)] : []
+        let (pending, claimed) = try transaction(locking: locks) { (db) throws(StoreError) -> (PendingCompletion, Later<StoredTask>) in
+            let pending = try Self.complete(db, completion, now: now, counters: counters)
+            if db.dialect == .sqlite {
+                let task = try Self.take(db, id: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now)
+                return (pending, Later(arrived: task.map { [$0] } ?? []))
+            }
+            let (sql, bindings) = Self.unlimitedClaim(taskId: next.taskId, executionId: next.executionId, owner: next.owner, options: next.options, now: now)
+            return (pending, try db.later(sql, bindings, Self.claimed))
+        }
+        return (pending.committed(), claimed.rows.first)
     }
 
-    /// The completion's statements, inside the caller's transaction.
-    static func complete(_ db: any SQLDatabase, _ completion: TaskCompletion, now: Date, counters: CounterBuffer) throws(StoreError) -> CompletionResult {
-        let record = completion.record
+    static func scanLock(_ scanId: String) -> String { "scan:\(scanId)" }
+
+    /// A completion as its transaction leaves it: the alert facts it reads go with the COMMIT
+    /// on PostgreSQL, and are there once the transaction has committed.
+    struct PendingCompletion {
         var result = CompletionResult()
-        try Self.insertExecution(db, record, stats: completion.stats, counters: counters)
-        // The row's owner matters only where leases can pass a task to another host, its depth
-        // only to children: a one-task scan on SQLite reads neither.
-        let needsCurrent = db.dialect == .postgres || !completion.children.isEmpty
-        let current = needsCurrent ? try db.firstRow("SELECT execution_id, depth FROM tasks WHERE id = ?", [.text(record.taskId)]) { ($0.optionalText(0), $0.int(1)) } : nil
-        if db.dialect == .postgres && current?.0 != record.taskExecutionId {
-            // The lease ran out and another host took the task back: keep this execution's
-            // history, but the task is no longer this execution's to move on.
+        var alertFacts: PendingAlertFacts?
+
+        func committed() -> CompletionResult {
+            var result = result
+            result.alertFacts = alertFacts?.value
             return result
         }
+    }
+
+    /// The completion's statements, inside the caller's transaction. On PostgreSQL they take two
+    /// round trips: the history, the task's move and the scan's closing read; then the scan's
+    /// close, the alert facts and the COMMIT (with a claim, `complete(_:thenClaim:)`).
+    static func complete(_ db: any SQLDatabase, _ completion: TaskCompletion, now: Date, counters: CounterBuffer) throws(StoreError) -> PendingCompletion {
+        let record = completion.record
+        var pending = PendingCompletion()
+        try Self.insertExecution(db, record, stats: completion.stats, counters: counters)
+        // The task moves on only while this execution holds it: where its lease ran out and
+        // another host took it back, this execution's history is kept, and nothing else.
+        let owned = "id = ? AND execution_id = ?"
         let id = SQLValue.text(record.taskId)
+        let ownedBy: [SQLValue] = [id, .text(record.taskExecutionId)]
+        var depth = 0
+        if !completion.children.isEmpty {
+            // The row is locked (PostgreSQL) so that it stays this execution's until the commit.
+            guard let current = try db.firstRow("SELECT depth FROM tasks WHERE \(owned)\(db.dialect.lockingSelectedRows(of: "tasks"))", ownedBy, { $0.int(0) }) else {
+                return pending
+            }
+            depth = current
+        }
+        let moved: Later<Void>
         switch completion.transition {
         case .succeeded:
             let isChild = record.parentTaskId != nil
-            try db.run(
-                "UPDATE tasks SET state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                .bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint), .date(now), id)
+            moved = try db.later(
+                "UPDATE tasks SET state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
+                [.bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint), .date(now)] + ownedBy, { _ in })
             if !isChild, let checkpoint = completion.checkpoint {
                 try db.run("UPDATE scans SET pending_checkpoint = ? WHERE id = ?", .json(checkpoint), .text(record.scanId))
             }
-            let depth = current?.1 ?? 0
             for child in completion.children {
                 try db.run(
                     """
@@ -235,7 +269,7 @@ extension SQLStore {
                     """, .text(child.id), .text(record.connectionId), .text(child.taskType), .text(record.scanId), id, .int(depth + 1), .text(child.key),
                     .json(child.metadata), .date(now), .date(now), .date(now))
                 if db.changes == 1 {
-                    result.childrenAdded += 1
+                    pending.result.childrenAdded += 1
                 } else if try db.firstRow("SELECT state FROM tasks WHERE id = ?", [.text(child.id)], { $0.text(0) }) == TaskState.succeeded.rawValue {
                     // At-least-once: the parent ran again and asked for work already done.
                     let skipped = TaskRecord(
@@ -244,53 +278,67 @@ extension SQLStore {
                         exitCode: nil, signal: nil, timedOut: false, startedAt: now, durationMs: 0, attempt: 0, result: nil,
                         error: "already completed (duplicate delivery)", stderrTail: "")
                     try Self.insertExecution(db, skipped, stats: nil, counters: counters)
-                    result.duplicatesSkipped += 1
+                    pending.result.duplicatesSkipped += 1
                 }
             }
         case .failed(let reason, let message):
-            try db.run(
-                "UPDATE tasks SET state = 'failed', failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?", .text(reason.rawValue),
-                .optional(message), .date(now), id)
+            moved = try db.later(
+                "UPDATE tasks SET state = 'failed', failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
+                [.text(reason.rawValue), .optional(message), .date(now)] + ownedBy, { _ in })
         case .retry(let at, let attempt):
-            try db.run(
-                "UPDATE tasks SET state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry', updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                .int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
+            moved = try db.later(
+                "UPDATE tasks SET state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry', updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
+                [.int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now)] + ownedBy, { _ in })
         case .snooze(let until, let seconds):
-            try db.run(
-                "UPDATE tasks SET state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                .date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now), id)
+            moved = try db.later(
+                "UPDATE tasks SET state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
+                [.date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now)] + ownedBy, { _ in })
         case .requeue:
-            try db.run(
-                "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE id = ?",
-                .date(now), .optional(record.error), .date(now), id)
+            moved = try db.later(
+                "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
+                [.date(now), .optional(record.error), .date(now)] + ownedBy, { _ in })
         }
+        // The closing read brings the move's count back with it. A move that did not happen
+        // leaves the task open or another host's to end (and close the scan): the read finds
+        // the scan open or closed already, and nothing here is written.
+        let closing = try Self.closingRead(db, scanId: record.scanId)
+        guard moved.changes == 1 else { return pending }
         if let reason = completion.pauseConnection {
             try db.run(
                 "UPDATE connections SET state = 'needs_reauth', state_reason = ?, updated_at = ? WHERE id = ?", .text(reason), .date(now), .text(record.connectionId))
             try Self.insertEvent(db, connectionId: record.connectionId, kind: "STATE_NEEDS_REAUTH", detail: reason, deliver: false, now: now)
         }
-        result.closedScan = try Self.closeScanIfDone(db, scanId: record.scanId, now: now)
-        if let history = completion.alertHistory, let scan = result.closedScan { result.alertFacts = try Self.alertFacts(db, for: scan, history: history) }
+        if let closing {
+            let scan = try Self.close(db, closing, now: now)
+            pending.result.closedScan = scan
+            if let history = completion.alertHistory { pending.alertFacts = try Self.alertFacts(db, for: scan, history: history) }
+        }
         // New work, or room under a limit: wake idle hosts. A plain end changes nothing for
         // them, and 1,000 one-task scans would otherwise wake every host 1,000 times.
-        var queuedWork = result.childrenAdded > 0
+        var queuedWork = pending.result.childrenAdded > 0
         switch completion.transition {
         case .retry, .snooze, .requeue: queuedWork = true
         case .succeeded, .failed: break
         }
         if queuedWork || completion.freesLimitedRoom { try db.notifyWork() }
-        return result
+        return pending
     }
 
-    /// Ends the scan once every task in it is terminal. Its root checkpoint commits only when
-    /// every task succeeded, so a failed scan is covered again by the next one.
-    static func closeScanIfDone(_ db: any SQLDatabase, scanId: String, now: Date) throws(StoreError) -> ScanSummary? {
-        // The scan and its totals in one statement (one round trip on PostgreSQL, not six). While
-        // a task is open, NOT EXISTS stops at one index probe and no total is counted: a
-        // 10,000-child scan asks this after every child. On SQLite the distinct schema
-        // fingerprints are collected only when there is one: the DISTINCT's temporary b-tree was
-        // most of the closing read for a one-task scan whose agent reports none.
-        let closing = try db.firstRow(
+    /// A scan whose tasks have all ended, with its totals, as the closing read finds it.
+    struct ClosingScan {
+        var scan: ScanSummary
+        var tasks, succeeded, failed, skipped, records: Int
+        var pendingCheckpoint: String?
+        var schemas: String?
+    }
+
+    /// The scan and its totals in one statement (one round trip on PostgreSQL, not six), when
+    /// every task in it is terminal. While a task is open, NOT EXISTS stops at one index probe
+    /// and no total is counted: a 10,000-child scan asks this after every child. On SQLite the
+    /// distinct schema fingerprints are collected only when there is one: the DISTINCT's
+    /// temporary b-tree was most of the closing read for a one-task scan whose agent reports none.
+    static func closingRead(_ db: any SQLDatabase, scanId: String) throws(StoreError) -> ClosingScan? {
+        try db.firstRow(
             """
             SELECT \(scanColumns),
                 (SELECT COUNT(*) FROM tasks WHERE scan_id = scans.id),
@@ -306,21 +354,26 @@ extension SQLStore {
                 AND NOT EXISTS (SELECT 1 FROM tasks WHERE scan_id = scans.id AND \(Schema.openTaskCondition))
             """, [.text(scanId)]
         ) { r in
-            (scan: Self.scan(r), tasks: r.int(15), succeeded: r.int(16), failed: r.int(17), skipped: r.int(18), records: r.int(19), pending: r.optionalText(20),
-                schemas: r.optionalText(21))
+            ClosingScan(
+                scan: Self.scan(r), tasks: r.int(15), succeeded: r.int(16), failed: r.int(17), skipped: r.int(18), records: r.int(19),
+                pendingCheckpoint: r.optionalText(20), schemas: r.optionalText(21))
         }
-        guard let closing else { return nil }
+    }
+
+    /// Ends the scan the closing read found done. Its root checkpoint commits only when every
+    /// task succeeded, so a failed scan is covered again by the next one.
+    static func close(_ db: any SQLDatabase, _ closing: ClosingScan, now: Date) throws(StoreError) -> ScanSummary {
         var scan = closing.scan
         let success = closing.failed == 0 && closing.tasks > 0
         var committed = false
-        if success, let pending = closing.pending {
+        if success, let pending = closing.pendingCheckpoint {
             try db.run(
                 """
                 INSERT INTO checkpoints (connection_id, task_type, metadata, scan_id, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(connection_id, task_type) DO UPDATE SET metadata = excluded.metadata, scan_id = excluded.scan_id, updated_at = excluded.updated_at
-                """, .text(scan.connectionId), .text(scan.taskType), .text(pending), .text(scanId), .date(now))
+                """, .text(scan.connectionId), .text(scan.taskType), .text(pending), .text(scan.id), .date(now))
             // An audit trail of commits: an operator (and the reliability suite) can count them per scan.
-            try insertEvent(db, connectionId: scan.connectionId, kind: "CHECKPOINT_COMMITTED", detail: "\(scan.taskType) scan \(scanId)", deliver: false, now: now)
+            try insertEvent(db, connectionId: scan.connectionId, kind: "CHECKPOINT_COMMITTED", detail: "\(scan.taskType) scan \(scan.id)", deliver: false, now: now)
             committed = true
         }
         // Sorted here: neither engine promises an order for the joined list.
@@ -337,7 +390,7 @@ extension SQLStore {
         try db.run(
             "UPDATE scans SET status = ?, ended_at = ?, tasks = ?, succeeded = ?, failed = ?, skipped = ?, records = ?, checkpoint_committed = ?, schema_fingerprint = ? WHERE id = ?",
             .text(scan.status.rawValue), .date(now), .int(scan.tasks), .int(scan.succeeded), .int(scan.failed), .int(scan.skipped), .int(scan.records), .bool(committed),
-            .optional(scan.schemaFingerprint), .text(scanId))
+            .optional(scan.schemaFingerprint), .text(scan.id))
         return scan
     }
 

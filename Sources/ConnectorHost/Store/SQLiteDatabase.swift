@@ -123,6 +123,13 @@ final class SQLiteDatabase: SQLDatabase {
 
     var changes: Int { Int(sqlite3_changes(handle)) }
 
+    func later<T>(_ sql: String, _ bindings: [SQLValue], _ map: @escaping (Row) -> T) throws(StoreError) -> Later<T> {
+        let result = Later(map)
+        try query(sql, bindings) { result.receive($0) }
+        result.arrive(changes: changes)
+        return result
+    }
+
     /// `BEGIN IMMEDIATE`: takes the write lock up front, so a transaction never fails halfway for
     /// a lock it could have waited for (busy_timeout applies to the BEGIN).
     /// No advisory locks: one writer at a time is what SQLite's write lock already means.

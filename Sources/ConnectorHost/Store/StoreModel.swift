@@ -95,6 +95,9 @@ public struct ClaimOptions: Sendable, Equatable {
     /// When another host holds the task, take this connection's next runnable task instead.
     public var orNextOf: String?
 
+    /// No limit to count, so a claim takes no lock but its task's row.
+    var countsNoLimit: Bool { connectionLimit == nil && handlerLimit == nil }
+
     public init(leaseSeconds: Double = 30, connectionLimit: Int? = nil, handler: String? = nil, handlerLimit: Int? = nil, orNextOf: String? = nil) {
         self.leaseSeconds = leaseSeconds
         self.connectionLimit = connectionLimit
