@@ -41,9 +41,10 @@ protocol SQLDatabase: AnyObject {
     /// Runs `sql` whose rows, if any, nobody reads. On PostgreSQL, inside a transaction, it may
     /// be sent later, with the next statement that is read; its failure then surfaces there.
     func perform(_ sql: String, _ bindings: [SQLValue]) throws(StoreError)
-    /// Runs `sql` whose rows and changed-row count are read after it is sent (`Later`): at once
-    /// on SQLite; on PostgreSQL, inside a transaction, they come back with the transaction's next
-    /// read or with its COMMIT, in the same round trip. A failure surfaces there too.
+    /// Runs `sql` whose rows and changed-row count (of an INSERT, UPDATE or DELETE) are read
+    /// after it is sent (`Later`): at once on SQLite; on PostgreSQL, inside a transaction, they
+    /// come back with the transaction's next read or with its COMMIT, in the same round trip. A
+    /// failure surfaces there too.
     func later<T>(_ sql: String, _ bindings: [SQLValue], _ map: @escaping (Row) -> T) throws(StoreError) -> Later<T>
     /// Rows changed by the last statement.
     var changes: Int { get }
