@@ -250,14 +250,31 @@ extension SQLStore {
             }
             depth = current
         }
-        let moved: Later<Void>
+        // The move: what the transition sets, with the columns every move sets after it.
+        let assignments: String
+        let values: [SQLValue]
         switch completion.transition {
         case .succeeded:
             let isChild = record.parentTaskId != nil
-            moved = try db.later(
-                "UPDATE tasks SET state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
-                [.bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint), .date(now)] + ownedBy, { _ in })
-            if !isChild, let checkpoint = completion.checkpoint {
+            assignments = "state = 'succeeded', checkpoint = CASE WHEN ? THEN ? ELSE checkpoint END, failure_reason = NULL, error = NULL"
+            values = [.bool(isChild && completion.checkpoint != nil), .json(completion.checkpoint)]
+        case .failed(let reason, let message):
+            assignments = "state = 'failed', failure_reason = ?, error = ?"
+            values = [.text(reason.rawValue), .optional(message)]
+        case .retry(let at, let attempt):
+            assignments = "state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry'"
+            values = [.int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error)]
+        case .snooze(let until, let seconds):
+            assignments = "state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?"
+            values = [.date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error)]
+        case .requeue:
+            assignments = "state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?"
+            values = [.date(now), .optional(record.error)]
+        }
+        let moved = try db.later(
+            "UPDATE tasks SET \(assignments), updated_at = ?, \(Self.clearOwner) WHERE \(owned)", values + [.date(now)] + ownedBy, { _ in })
+        if case .succeeded = completion.transition {
+            if record.parentTaskId == nil, let checkpoint = completion.checkpoint {
                 try db.run("UPDATE scans SET pending_checkpoint = ? WHERE id = ?", .json(checkpoint), .text(record.scanId))
             }
             for child in completion.children {
@@ -281,22 +298,6 @@ extension SQLStore {
                     pending.result.duplicatesSkipped += 1
                 }
             }
-        case .failed(let reason, let message):
-            moved = try db.later(
-                "UPDATE tasks SET state = 'failed', failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
-                [.text(reason.rawValue), .optional(message), .date(now)] + ownedBy, { _ in })
-        case .retry(let at, let attempt):
-            moved = try db.later(
-                "UPDATE tasks SET state = 'queued', attempt = ?, next_run_at = ?, failure_reason = ?, error = ?, trigger = 'retry', updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
-                [.int(attempt), .date(at), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now)] + ownedBy, { _ in })
-        case .snooze(let until, let seconds):
-            moved = try db.later(
-                "UPDATE tasks SET state = 'snoozed', next_run_at = ?, rate_limited_seconds = rate_limited_seconds + ?, failure_reason = ?, error = ?, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
-                [.date(until), .real(seconds), .optional(record.failureReason?.rawValue), .optional(record.error), .date(now)] + ownedBy, { _ in })
-        case .requeue:
-            moved = try db.later(
-                "UPDATE tasks SET state = 'queued', next_run_at = ?, interruptions = interruptions + 1, error = ?, updated_at = ?, \(Self.clearOwner) WHERE \(owned)",
-                [.date(now), .optional(record.error), .date(now)] + ownedBy, { _ in })
         }
         // The closing read brings the move's count back with it. A move that did not happen
         // leaves the task open or another host's to end (and close the scan): the read finds
