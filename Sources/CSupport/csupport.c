@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <sys/vfs.h>
 #include <malloc.h>
 #include <sys/syscall.h>
+#include <sys/random.h>
 #include <pthread.h>
 #include <stdint.h>
 #endif
@@ -292,4 +294,23 @@ pid_t ch_lock_holder(int fd) {
     whole_file(&lock, F_WRLCK);
     if (fcntl(fd, F_GETLK, &lock) == -1) return 0;
     return lock.l_type == F_UNLCK ? 0 : lock.l_pid;
+}
+
+int ch_random_bytes(void *buf, size_t len) {
+#ifdef __APPLE__
+    arc4random_buf(buf, len);
+    return 0;
+#else
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+#endif
 }

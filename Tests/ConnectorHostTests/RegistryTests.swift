@@ -261,4 +261,34 @@ import Testing
         #expect(later.allSatisfy { $0 > first })
         #expect(Set(later).count == later.count)
     }
+
+    /// The random part of an id comes from a pool refilled a page at a time (`RandomPool`): ids
+    /// made on many threads across many refills share no random bytes, and every random bit is
+    /// set in about half of them (a refill that failed to fill, or a slice handed out twice,
+    /// would show here).
+    @Test func randomIdsFromManyThreadsShareNoRandomBits() async {
+        let perThread = 2_000
+        let ids = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<perThread).map { _ in DeterministicID.random() } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(ids.count == 8 * perThread)
+        // The 74 random bits: after the 12 hex digits of milliseconds and the version digit.
+        let randomParts = ids.map { id -> [UInt8] in
+            let hex = Array(id.replacingOccurrences(of: "-", with: "").utf8)
+            return Array(hex[13...])
+        }
+        #expect(Set(randomParts).count == ids.count, "two ids drew the same random bytes")
+        var ones = [Int](repeating: 0, count: 19 * 4)
+        for part in randomParts {
+            for (digit, character) in part.enumerated() {
+                let value = Int(String(UnicodeScalar(character)), radix: 16) ?? 0
+                for bit in 0..<4 where value & (1 << bit) != 0 { ones[digit * 4 + bit] += 1 }
+            }
+        }
+        // Digit 3 of the random part holds the variant's two fixed bits (10xx).
+        let fixed: Set<Int> = [3 * 4 + 3, 3 * 4 + 2]
+        let skewed = ones.indices.filter { !fixed.contains($0) && abs(Double(ones[$0]) / Double(ids.count) - 0.5) > 0.05 }
+        #expect(skewed == [], "random bits set in far more or far fewer than half of the ids")
+    }
 }

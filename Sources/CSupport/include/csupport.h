@@ -35,6 +35,10 @@ void ch_unblock_child_signal(void);
 /// other is -1), 0 when it is still running, -1 with errno on error.
 int ch_wait(pid_t pid, int reap, int block, int *exit_code, int *signal);
 
+/// Fills `buf` with `len` bytes from the kernel's random generator (getrandom on Linux,
+/// arc4random_buf on macOS). 0, or -1 with errno set.
+int ch_random_bytes(void *buf, size_t len);
+
 /// pipe2(O_CLOEXEC). 0 or -1.
 int ch_pipe_cloexec(int fds[2]);
 

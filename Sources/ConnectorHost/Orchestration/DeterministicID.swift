@@ -49,10 +49,7 @@ public enum DeterministicID {
     /// indexes instead of landing on a random page each (a page written per insert).
     public static func random() -> String {
         let milliseconds = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
-        // Two draws from the system generator, not one per byte: each draw is a getrandom call.
-        var generator = SystemRandomNumberGenerator()
-        let high: UInt64 = generator.next()
-        let low: UInt64 = generator.next()
+        let (high, low) = RandomPool.twoWords()
         var bytes = [UInt8](repeating: 0, count: 16)
         for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: milliseconds >> UInt64(40 - 8 * i)) }
         for i in 6..<14 { bytes[i] = UInt8(truncatingIfNeeded: high >> UInt64(8 * (i - 6))) }

@@ -14,8 +14,10 @@ public enum RetryDecision {
         public var pauseConnection: String?
     }
 
+    /// `random` (the back-off's jitter, in 0..<1) is drawn only for a delay: most executions
+    /// succeed, and a draw is a system call.
     public static func decide(
-        verdict: StatusVerdict, attempt: Int, rateLimitedSoFar: Double, policy: RetryPolicy, now: Date, random: Double = Double.random(in: 0..<1)
+        verdict: StatusVerdict, attempt: Int, rateLimitedSoFar: Double, policy: RetryPolicy, now: Date, random: @autoclosure () -> Double = Double.random(in: 0..<1)
     ) -> Decision {
         if verdict.status != .failure { return Decision(transition: .succeeded) }
         if verdict.interrupted { return Decision(transition: .requeue) }
@@ -26,10 +28,10 @@ public enum RetryDecision {
             guard attempt < policy.maxAttempts else {
                 return Decision(transition: .failed(.retryLimitExceeded, "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(error ?? reason.rawValue)"))
             }
-            let delay = policy.delay(afterAttempt: attempt, random: random)
+            let delay = policy.delay(afterAttempt: attempt, random: random())
             return Decision(transition: .retry(at: now.addingTimeInterval(delay), attempt: attempt + 1))
         case .rateLimited:
-            let wait = max(0, verdict.retryAfterSeconds ?? policy.delay(afterAttempt: attempt, random: random))
+            let wait = max(0, verdict.retryAfterSeconds ?? policy.delay(afterAttempt: attempt, random: random()))
             guard rateLimitedSoFar + wait <= policy.maxRateLimitedSeconds else {
                 let total = Int(rateLimitedSoFar + wait)
                 return Decision(transition: .failed(.retryLimitExceeded, "rate limited for \(total)s in total, over maxRateLimitedSeconds (\(Int(policy.maxRateLimitedSeconds))s)"))
