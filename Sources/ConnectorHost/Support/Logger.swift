@@ -34,8 +34,14 @@ public final class Logger: Sendable {
     /// Discards everything (tests that only look at records).
     public static let silent = Logger(minimum: .error, fileDescriptor: -1)
 
-    public func log(_ level: Level, _ label: String, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) {
+    /// The label, message and metadata are evaluated only when `level` is logged (as in
+    /// swift-log): a filtered-out line costs a comparison, however much text it would have held.
+    public func log(
+        _ level: Level, _ label: @autoclosure () -> String, _ message: @autoclosure () -> String,
+        _ metadata: @autoclosure () -> KeyValuePairs<String, String> = [:]
+    ) {
         guard level >= minimum else { return }
+        let (label, message, metadata) = (label(), message(), metadata())
         var line: String
         let time = Timestamp.iso8601(Date())
         switch format {
@@ -57,8 +63,16 @@ public final class Logger: Sendable {
         }
     }
 
-    public func debug(_ label: String, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.debug, label, message, metadata) }
-    public func info(_ label: String, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.info, label, message, metadata) }
-    public func warning(_ label: String, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.warning, label, message, metadata) }
-    public func error(_ label: String, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.error, label, message, metadata) }
+    public func debug(_ label: @autoclosure () -> String, _ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.debug, label(), message(), metadata())
+    }
+    public func info(_ label: @autoclosure () -> String, _ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.info, label(), message(), metadata())
+    }
+    public func warning(_ label: @autoclosure () -> String, _ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.warning, label(), message(), metadata())
+    }
+    public func error(_ label: @autoclosure () -> String, _ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.error, label(), message(), metadata())
+    }
 }
