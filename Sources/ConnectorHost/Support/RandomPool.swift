@@ -4,9 +4,9 @@ import Synchronization
 /// Random bytes for new ids, drawn from the kernel's generator a page at a time.
 ///
 /// Every `getrandom` call makes the kernel derive fresh per-call generator state
-/// (`crng_make_state`), which costs about as much as copying the page: two calls per id, as
-/// `SystemRandomNumberGenerator` makes them, were a sixth of the CPU of opening 1,000 scans and
-/// two system calls of every task. The bytes are still the kernel's, and each is handed out once;
+/// (`crng_make_state`), most of what a 16-byte draw costs: two calls per id, as
+/// `SystemRandomNumberGenerator` makes them, were a sixth of the CPU of opening a batch of scans
+/// (`perf`) and two system calls of every task. The bytes are still the kernel's, and each is handed out once;
 /// only the number of calls changes.
 enum RandomPool {
     private static let pageSize = 4096
