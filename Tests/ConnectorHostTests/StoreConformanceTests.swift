@@ -344,6 +344,35 @@ extension HostProcessTests {
         #expect(try store.runningCount() == 2)
     }
 
+    /// A new state has no statistics until autovacuum analyzes it (a minute or more), and hosts
+    /// fill it meanwhile. With 1,000 connections and 300 queued tasks then, PostgreSQL planned
+    /// the plain `next_run_at <= ?` through tasks_due: the whole queue walked once per connection
+    /// (24 ms a read, against 1). The read must reach each connection's tasks through its own index.
+    @Test func readyTasksReachEachConnectionsTasksThroughItsIndexBeforeAnyStatistics() throws {
+        let (store, _) = try fresh(.postgres)
+        let now = Date()
+        try store.locked { (db) throws(StoreError) in
+            // Nothing analyzes the tables behind the test's back.
+            for table in ["connections", "tasks"] { try db.run("ALTER TABLE \(table) SET (autovacuum_enabled = false)") }
+            try db.run(
+                """
+                INSERT INTO connections (id, handler, environment, config_hash, config_json, enabled, state, created_at, updated_at)
+                SELECT 'c' || g, 'h', 'default', 'hash', '{}', 1, 'active', ?, ? FROM generate_series(1, 1000) g
+                """, .date(now), .date(now))
+            try db.run(
+                """
+                INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, next_run_at, created_at, updated_at)
+                SELECT 't' || g, 'c' || g, 't', 's' || g, 'queued', 'schedule', ?, ?, ? FROM generate_series(1, 300) g
+                """, .date(now), .date(now), .date(now))
+        }
+        let plan = try store.locked { (db) throws(StoreError) in
+            try db.rows("EXPLAIN " + SQLStore.readyOnPostgres, [.date(now), .int(16)]) { $0.text(0) }.joined(separator: "\n")
+        }
+        #expect(plan.contains("tasks_ready_by_connection") && !plan.contains("tasks_due"), "\(plan)")
+        #expect(try store.readyTasks(now: now, perConnection: 16).count == 300)
+        #expect(try store.readyTasks(now: now.addingTimeInterval(-1), perConnection: 16).isEmpty, "none is due before its time")
+    }
+
     /// On PostgreSQL a statement whose result is not read is sent later, with the next one read
     /// or with COMMIT: its failure must still roll the whole transaction back, and leave the
     /// connection usable.

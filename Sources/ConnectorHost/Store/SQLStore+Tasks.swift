@@ -30,16 +30,12 @@ extension SQLStore {
             // The first few of each connection through tasks_ready_by_connection: the cost follows
             // the number of connections and `perConnection`, not the number of queued tasks.
             // PostgreSQL plans the IN form as a scan of every task; LATERAL is its spelling of
-            // "the first few of each connection" that walks the same index.
-            if db.dialect == .postgres {
-                return try db.rows(
-                    """
-                    SELECT \(Self.qualifiedTaskColumns) FROM connections c CROSS JOIN LATERAL (
-                        SELECT * FROM tasks WHERE connection_id = c.id AND state IN ('queued', 'snoozed') AND next_run_at <= ?
-                        ORDER BY next_run_at, seq LIMIT ?
-                    ) tasks ORDER BY tasks.next_run_at, tasks.seq
-                    """, [.date(now), .int(perConnection)], Self.task)
-            }
+            // "the first few of each connection" that walks the same index. The due bound is a
+            // row comparison, which only that index can take as its range: as a plain
+            // `next_run_at <= ?`, a table without statistics yet (a new state, the first minute of
+            // a host) was planned through tasks_due, all of the queue walked once per connection
+            // (24 ms a read with 300 tasks queued, against 1 ms).
+            if db.dialect == .postgres { return try db.rows(Self.readyOnPostgres, [.date(now), .int(perConnection)], Self.task) }
             return try db.rows(
                 """
                 SELECT \(Self.qualifiedTaskColumns) FROM connections c JOIN tasks ON tasks.id IN (
@@ -49,6 +45,14 @@ extension SQLStore {
                 """, [.date(now), .int(perConnection)], Self.task)
         }
     }
+
+    /// `readyTasks` on PostgreSQL; the bindings are the due bound and the tasks per connection.
+    static let readyOnPostgres = """
+        SELECT \(qualifiedTaskColumns) FROM connections c CROSS JOIN LATERAL (
+            SELECT * FROM tasks WHERE connection_id = c.id AND (connection_id, next_run_at) <= (c.id, ?) AND state IN ('queued', 'snoozed')
+            ORDER BY next_run_at, seq LIMIT ?
+        ) tasks ORDER BY tasks.next_run_at, tasks.seq
+        """
 
     public func claim(taskId: String, executionId: String, owner: TaskOwner, options: ClaimOptions, now: Date) throws(StoreError) -> StoredTask? {
         if !isShared {
