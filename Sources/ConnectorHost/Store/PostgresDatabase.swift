@@ -31,6 +31,9 @@ final class PostgresDatabase: SQLDatabase {
     /// Exchanges with the server since the connection opened (a statement outside a
     /// transaction, a pipeline's sync). For tests: what a task costs in waits for the server.
     private(set) var roundTrips = 0
+    /// Statements run since the connection opened, each costing the server its executor's
+    /// start and end however many rows it serves. For tests.
+    private(set) var statementsRun = 0
 
     init(url: PostgresURL) throws(StoreError) {
         self.url = url
@@ -143,6 +146,7 @@ final class PostgresDatabase: SQLDatabase {
         try reconnectIfNeeded()
         let name = try prepare(sql)
         roundTrips += 1
+        statementsRun += 1
         let result = withCStrings(Self.texts(bindings)) { parameters in
             PQexecPrepared(connection, name, Int32(parameters.count), parameters, nil, nil, 0)
         }
@@ -269,6 +273,7 @@ final class PostgresDatabase: SQLDatabase {
             PQsendQueryPrepared(connection, name, Int32(parameters.count), parameters, nil, nil, 0)
         }
         guard sent == 1 else { throw connectionError("running \(Self.context(sql))") }
+        statementsRun += 1
         queued.append(.statement(sql, result))
     }
 

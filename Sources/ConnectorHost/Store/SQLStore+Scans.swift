@@ -26,9 +26,10 @@ extension SQLStore {
         try openTicks(ticks, trigger: .schedule, now: now)
     }
 
-    /// Each statement of a batch serves all of its ticks where it can: the schedules are read
-    /// (and on PostgreSQL locked) and the running scans found a chunk of ticks at a time, so a
-    /// tick costs the statements that write it and no round trip of its own.
+    /// Each statement of a batch serves a chunk of its ticks (`MultiRow`): the schedules are
+    /// read (and on PostgreSQL locked) and moved on, the scans' locks taken, the running scans
+    /// found and the new scans and their root tasks written up to 32 ticks at a time; only a
+    /// skipped tick costs statements of its own.
     private func openTicks(_ ticks: [ScheduledTick], trigger: Trigger, now: Date) throws(StoreError) -> [ScanOpening] {
         // In key order, whatever order the caller walks the schedules in: hosts sharing a state
         // then take the rows of their batches in one order and never wait on each other in a cycle.
@@ -47,23 +48,43 @@ extension SQLStore {
                 guard case .some(.some(let stored)) = scheduled[key(index)] else { return false }
                 return abs(stored.timeIntervalSince(ticks[index].dueAt)) < 0.001
             }
-            for index in pending {
-                let tick = ticks[index]
-                try db.run(
-                    "UPDATE schedules SET last_due_at = ?, next_due_at = ? WHERE connection_id = ? AND task_type = ?", .date(tick.dueAt), .date(tick.nextDue),
-                    .text(tick.connectionId), .text(tick.taskType))
-                try db.lockForTransaction(Self.openScanLock(tick.connectionId, tick.taskType))
+            try MultiRow.chunks(pending) { (chunk) throws(StoreError) in
+                try db.perform(
+                    """
+                    UPDATE schedules SET last_due_at = CAST(v.column3 AS DOUBLE PRECISION), next_due_at = CAST(v.column4 AS DOUBLE PRECISION)
+                    FROM (VALUES \(MultiRow.values("(?, ?, ?, ?)", chunk.count))) v WHERE schedules.connection_id = v.column1 AND schedules.task_type = v.column2
+                    """, chunk.flatMap { [.text(ticks[$0].connectionId), .text(ticks[$0].taskType), .date(ticks[$0].dueAt), .date(ticks[$0].nextDue)] })
             }
+            try db.lockForTransaction(pending.map { Self.openScanLock(ticks[$0].connectionId, ticks[$0].taskType) })
             let running = try Self.byConnectionAndType(
                 db, pending.map(key),
                 "SELECT s.connection_id, s.task_type, s.id FROM (VALUES %@) v JOIN scans s ON s.connection_id = v.column1 AND s.task_type = v.column2 AND s.status = 'running'"
             ) { $0.text(2) }
+            var starting: [(index: Int, scanId: String)] = []
             for index in pending {
                 let tick = ticks[index]
-                openings[index] = try startScan(
-                    db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: trigger,
-                    running: running[key(index)], now: now)
+                if let open = running[key(index)] {
+                    openings[index] = try startScan(
+                        db, connectionId: tick.connectionId, taskType: tick.taskType, handler: tick.handler, rootTaskId: tick.rootTaskId, trigger: trigger,
+                        running: open, now: now)
+                } else {
+                    starting.append((index, DeterministicID.random()))
+                }
             }
+            try MultiRow.chunks(starting) { (chunk) throws(StoreError) in
+                try db.perform(
+                    Self.insertScans(chunk.count),
+                    chunk.flatMap { (index, scanId) in
+                        Self.scanRow(scanId: scanId, connectionId: ticks[index].connectionId, taskType: ticks[index].taskType, rootTaskId: ticks[index].rootTaskId, trigger: trigger, now: now)
+                    })
+                try db.perform(
+                    Self.queueRootTasks(chunk.count),
+                    chunk.flatMap { (index, scanId) in
+                        Self.rootTaskRow(rootTaskId: ticks[index].rootTaskId, connectionId: ticks[index].connectionId, taskType: ticks[index].taskType, scanId: scanId, trigger: trigger, now: now)
+                    })
+            }
+            for (index, scanId) in starting { openings[index] = .opened(scanId: scanId) }
+            if !starting.isEmpty { try db.notifyWork() }
             return openings
         }
     }
@@ -105,20 +126,40 @@ extension SQLStore {
             return .skipped(openScanId: open)
         }
         let scanId = DeterministicID.random()
-        try db.run(
-            "INSERT INTO scans (id, connection_id, task_type, root_task_id, trigger, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)", .text(scanId),
-            .text(connectionId), .text(taskType), .text(rootTaskId), .text(trigger.rawValue), .date(now))
-        try db.run(
-            """
-            INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, attempt, next_run_at, created_at, updated_at)
-            VALUES (?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)
-            ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
-                next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
-                agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
-                interruptions = 0, updated_at = excluded.updated_at
-            """, .text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now))
+        try db.perform(
+            Self.insertScans(1), Self.scanRow(scanId: scanId, connectionId: connectionId, taskType: taskType, rootTaskId: rootTaskId, trigger: trigger, now: now))
+        try db.perform(
+            Self.queueRootTasks(1),
+            Self.rootTaskRow(rootTaskId: rootTaskId, connectionId: connectionId, taskType: taskType, scanId: scanId, trigger: trigger, now: now))
         try db.notifyWork()
         return .opened(scanId: scanId)
+    }
+
+    /// `count` new running scans; each row's values are `scanRow`'s.
+    static func insertScans(_ count: Int) -> String {
+        "INSERT INTO scans (id, connection_id, task_type, root_task_id, trigger, status, started_at) VALUES \(MultiRow.values("(?, ?, ?, ?, ?, 'running', ?)", count))"
+    }
+
+    static func scanRow(scanId: String, connectionId: String, taskType: String, rootTaskId: String, trigger: Trigger, now: Date) -> [SQLValue] {
+        [.text(scanId), .text(connectionId), .text(taskType), .text(rootTaskId), .text(trigger.rawValue), .date(now)]
+    }
+
+    /// `count` root tasks queued for their new scans: a root task is one row per schedule, kept
+    /// from scan to scan, so a later scan queues it again from scratch. Each row's values are
+    /// `rootTaskRow`'s.
+    static func queueRootTasks(_ count: Int) -> String {
+        """
+        INSERT INTO tasks (id, connection_id, task_type, scan_id, state, trigger, attempt, next_run_at, created_at, updated_at)
+        VALUES \(MultiRow.values("(?, ?, ?, ?, 'queued', ?, 1, ?, ?, ?)", count))
+        ON CONFLICT(id) DO UPDATE SET scan_id = excluded.scan_id, state = 'queued', trigger = excluded.trigger, attempt = 1,
+            next_run_at = excluded.next_run_at, rate_limited_seconds = 0, execution_id = NULL, host_pid = NULL, host_start = NULL,
+            agent_pid = NULL, agent_pgid = NULL, agent_start = NULL, host_id = NULL, host_machine = NULL, lease_expires_at = NULL, started_at = NULL, failure_reason = NULL, error = NULL,
+            interruptions = 0, updated_at = excluded.updated_at
+        """
+    }
+
+    static func rootTaskRow(rootTaskId: String, connectionId: String, taskType: String, scanId: String, trigger: Trigger, now: Date) -> [SQLValue] {
+        [.text(rootTaskId), .text(connectionId), .text(taskType), .text(scanId), .text(trigger.rawValue), .date(now), .date(now), .date(now)]
     }
 
     /// A scan whose tasks have all ended, with its totals, as the closing read finds it.
