@@ -209,7 +209,7 @@ final class PostgresDatabase: SQLDatabase {
             notifyAtCommit = false
             do {
                 try send("BEGIN", [])
-                for key in keys { try send("SELECT pg_advisory_xact_lock(hashtext(?))", [.text(key)]) }
+                try lockForTransaction(keys)
                 let value = try body()
                 if notifyAtCommit { try send(Self.notifyStatement, [.text(HostIdentity.current.id)]) }
                 try send("COMMIT", [])
