@@ -239,8 +239,14 @@ extension HostProcessTests {
             let result = try run(store, root, alertHistory: round == 0 ? nil : 5, now: now)
             let closed = try #require(result.closedScan)
             #expect((result.alertFacts == nil) == (round == 0), "facts only when the completion asks")
+            if round == 1 { #expect(result.alertFacts?.input.previousSuccesses.map(\.id) == earlier, "the one earlier success as the baseline") }
             earlier.insert(closed.id, at: 0)
         }
+        // The first scan has no baseline: its facts are read all the same.
+        let first = try #require(try store.scans(connectionId: "c", limit: 10).first { $0.id == earlier[1] })
+        let firstFacts = try store.alertFacts(for: first, history: 5)
+        #expect(firstFacts.input.previousSuccesses.isEmpty)
+        #expect(firstFacts.input.executions.succeeded == 1, "facts without a baseline")
         #expect(try store.raiseAlert(rule: .scanFailed, connectionId: "c", taskType: Self.type, message: "earlier", scanId: nil, now: start))
         #expect(try store.raiseAlert(rule: .slowScan, connectionId: "c", taskType: Self.type, message: "earlier", scanId: nil, now: start))
 
@@ -261,6 +267,7 @@ extension HostProcessTests {
         #expect(facts.input.reauthReason == "UNAUTHORIZED: 401")
         #expect(facts.openRules == [.scanFailed, .slowScan])
         #expect(try store.alertFacts(for: closed, history: 1) == facts, "the same facts as a separate read")
+        #expect(try store.alertFacts(for: closed, history: 5).input.previousSuccesses.map(\.id) == earlier, "every earlier success, newest first")
     }
 
     @Test(arguments: Backend.allCases)
