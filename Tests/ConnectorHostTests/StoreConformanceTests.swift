@@ -54,7 +54,7 @@ extension HostProcessTests {
     @discardableResult
     func run(
         _ store: SQLStore, _ taskId: String, _ transition: TaskTransition = .succeeded, children: [NewChild] = [], checkpoint: JSONValue? = nil,
-        alertHistory: Int? = nil, pauseConnection: String? = nil, now: Date
+        alertHistory: Int? = nil, pauseConnection: String? = nil, stats: AgentReport.Stats? = nil, now: Date
     ) throws -> CompletionResult {
         let executionId = DeterministicID.random()
         let task = try #require(try store.claim(taskId: taskId, executionId: executionId, owner: owner("a"), now: now))
@@ -66,6 +66,7 @@ extension HostProcessTests {
         completion.checkpoint = checkpoint
         completion.alertHistory = alertHistory
         completion.pauseConnection = pauseConnection
+        completion.stats = stats
         return try store.complete(completion, now: now)
     }
 
@@ -206,18 +207,25 @@ extension HostProcessTests {
         for round in 1...2 {
             _ = try store.openScan(connectionId: "c", taskType: Self.type, handler: "h", rootTaskId: root, trigger: .manual, dueAt: nil, nextDue: nil, now: now)
             let children = ["a", "b"].map { NewChild(id: "child-\(round)-\($0)", key: $0, taskType: Self.type, metadata: ["key": .string($0)]) }
-            let rootResult = try run(store, root, children: children, checkpoint: ["round": .int(round)], now: now)
+            // Round 2's tasks report two schemas, the later one first.
+            let schema = { (name: String) in round == 2 ? AgentReport.Stats(records: 5, bytes: 0, schema: name) : nil }
+            let rootResult = try run(store, root, children: children, checkpoint: ["round": .int(round)], stats: schema("v2"), now: now)
             #expect(rootResult.childrenAdded == 2)
             #expect(try store.checkpoint(connectionId: "c", taskType: Self.type) == nil, "staged, not committed, while children run (and round 1 failed)")
             let ready = try store.readyTasks(now: now, perConnection: 10)
             #expect(Set(ready.map(\.id)) == Set(children.map(\.id)))
-            try run(store, children[0].id, now: now)
+            try run(store, children[0].id, stats: schema("v1"), now: now)
             // Round 1: a child fails, so the scan fails and the checkpoint stays as it was.
-            let last = try run(store, children[1].id, round == 1 ? .failed(.nonRetryableError, "no") : .succeeded, now: now)
+            let last = try run(store, children[1].id, round == 1 ? .failed(.nonRetryableError, "no") : .succeeded, stats: schema("v2"), now: now)
             let closed = try #require(last.closedScan)
             #expect(closed.status == (round == 1 ? .failure : .success))
             #expect(closed.tasks == 3)
+            #expect(closed.succeeded == (round == 1 ? 2 : 3) && closed.failed == (round == 1 ? 1 : 0))
             #expect(closed.checkpointCommitted == (round == 2))
+            #expect(closed.records == (round == 1 ? 0 : 15))
+            #expect(closed.schemaFingerprint == (round == 1 ? nil : "v1,v2"), "the scan's distinct schemas, sorted")
+            #expect(closed.endedAt.map { abs($0.timeIntervalSince(now)) < 0.001 } == true)
+            #expect(try store.scans(connectionId: "c", limit: 10).first { $0.id == closed.id }?.schemaFingerprint == closed.schemaFingerprint, "as stored")
             #expect(try store.failedTaskReasons(scanId: closed.id) == (round == 1 ? [.nonRetryableError: 1] : [:]))
             #expect(try store.alertFacts(for: closed, history: 0).input.executions == (round == 1 ? ExecutionTally(succeeded: 2, failed: 1, lastFailureError: "failed") : ExecutionTally(succeeded: 3)))
         }
