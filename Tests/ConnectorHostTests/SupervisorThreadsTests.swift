@@ -39,6 +39,37 @@ import Testing
         #expect(threads.counts.started == 8, "the parked threads took the later jobs")
     }
 
+    /// A job that posts the next one and returns: the thread back from it takes the next job
+    /// itself before the parked thread woken for it has run. Those woken threads are on their
+    /// way with nothing left to take, and a later job counts on them instead of starting a
+    /// thread beside them (which it did once all the parked ones had been woken).
+    @Test func wokenThreadsLeftWithNothingToDoAreCountedOn() {
+        let threads = SupervisorThreads(idleSeconds: 30)
+        let gate = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        for _ in 0..<4 {
+            done.enter()
+            threads.run {
+                gate.wait()
+                done.leave()
+            }
+        }
+        for _ in 0..<4 { gate.signal() }
+        done.wait()
+        let deadline = Date().addingTimeInterval(10)
+        while threads.counts.parked < 4 && Date() < deadline { usleep(1_000) }
+        #expect(threads.counts.started == 4 && threads.counts.parked == 4)
+
+        let finished = DispatchSemaphore(value: 0)
+        let left = Atomic(20_000)
+        @Sendable func next() {
+            if left.subtract(1, ordering: .relaxed).newValue == 0 { finished.signal() } else { threads.run(next) }
+        }
+        threads.run(next)
+        finished.wait()
+        #expect(threads.counts.started == 4, "one job at a time never needs a fifth thread")
+    }
+
     /// A thread with nothing to do leaves once its idle time is over.
     @Test func idleThreadsLeave() {
         let threads = SupervisorThreads(idleSeconds: 0.05)

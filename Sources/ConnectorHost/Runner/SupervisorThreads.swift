@@ -17,22 +17,33 @@ final class SupervisorThreads: @unchecked Sendable {
     private var parked = 0
     /// Parked threads already told to wake for a job (so two jobs never count on one thread).
     private var wakeups = 0
+    /// New threads not yet at their first job.
+    private var starting = 0
     private var started = 0
 
     init(idleSeconds: Double) { self.idleSeconds = idleSeconds }
 
-    /// Runs `job` on a supervisor thread: a parked one if any, else a new one.
+    /// Runs `job` on a supervisor thread: a parked one if any, else a new one. A job may block
+    /// for hours, so every queued job has a thread on its way to it (woken, or starting). A
+    /// thread back from its job takes a queued one first and can leave a woken thread with
+    /// nothing to take; that thread still counts, or a chain of jobs that each post the next
+    /// would start threads by the hundred.
     func run(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
-        let wakeParked = parked > wakeups
+        let needed = jobs.count > wakeups + starting
+        let wakeParked = needed && parked > wakeups
+        let startNew = needed && !wakeParked
         if wakeParked {
             wakeups += 1
             condition.signal()
         }
-        if !wakeParked { started += 1 }
+        if startNew {
+            starting += 1
+            started += 1
+        }
         condition.unlock()
-        if !wakeParked {
+        if startNew {
             Thread { [self] in
                 // Named from inside: on Linux, Thread.name set before start never reaches the
                 // kernel, and `top -H` or `perf` would show the creating pool thread's name.
@@ -73,6 +84,7 @@ final class SupervisorThreads: @unchecked Sendable {
 
     private func work() {
         condition.lock()
+        starting -= 1
         while true {
             if !jobs.isEmpty {
                 let job = jobs.removeFirst()
