@@ -454,5 +454,30 @@ extension HostProcessTests {
         #expect(try store.connections(includeDeleted: false).isEmpty)
         #expect(try store.schedules().isEmpty)
     }
+
+    /// Both engines keep the same indexes, by table and name: a query written once runs on both,
+    /// and an index one of them lacks is a full scan there (or, the other way, writes that buy
+    /// nothing: every index a row's new version matches takes an entry at each change of state).
+    @Test func bothEnginesKeepTheSameIndexes() throws {
+        let sqlite = try Backend.sqlite.open(try Backend.sqlite.freshState(in: directory))
+        let postgres = try Backend.postgres.open(try Backend.postgres.freshState(in: directory))
+        // Names only: unique constraints and primary keys are spelled differently (SQLite's rowid
+        // is PostgreSQL's seq) and named by each engine itself.
+        let onSQLite = try sqlite.locked { (db) throws(StoreError) in
+            try db.rows("SELECT tbl_name || '.' || name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY 1", []) { $0.text(0) }
+        }
+        let onPostgres = try postgres.locked { (db) throws(StoreError) in
+            try db.rows(
+                """
+                SELECT i.tablename || '.' || i.indexname FROM pg_indexes i
+                WHERE i.schemaname = current_schema() AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
+                ORDER BY 1
+                """, []
+            ) { $0.text(0) }
+        }
+        #expect(!onSQLite.isEmpty)
+        #expect(Set(onPostgres).subtracting(onSQLite).sorted() == [], "only on PostgreSQL")
+        #expect(Set(onSQLite).subtracting(onPostgres).sorted() == [], "only on SQLite")
+    }
 }
 }
