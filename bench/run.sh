@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: ConnectorHost's cost per task against the spawn lower bound (xargs -P2) and GNU
 # parallel, fan-out, a flooding agent, memory. Prints a table and writes bench/results.json.
-#   bench/run.sh           the full run (release build, 3 repetitions each, median)
+#   bench/run.sh           the full run (release build, 5 repetitions each, alternated, median)
 #   bench/run.sh --quick   a few tasks on the debug build, to keep the script working (CI); no targets judged
 set -euo pipefail
 cd "$(dirname "$0")/.."
