@@ -479,5 +479,36 @@ extension HostProcessTests {
         #expect(Set(onPostgres).subtracting(onSQLite).sorted() == [], "only on PostgreSQL")
         #expect(Set(onSQLite).subtracting(onPostgres).sorted() == [], "only on SQLite")
     }
+
+    /// A state a newer host has migrated is refused by an older one, with a message that says
+    /// what to do, and left as it is (there is no migrating back).
+    @Test(arguments: Backend.allCases)
+    func aStateWithANewerSchemaIsRefusedAndLeftAlone(_ backend: Backend) throws {
+        let (store, state) = try fresh(backend)
+        _ = try seed(store, now: Date())
+        let newer = Schema.migrations(backend == .sqlite ? .sqlite : .postgres).count + 1
+        try store.locked { (db) throws(StoreError) in
+            if backend == .sqlite {
+                try db.execute("PRAGMA user_version = \(newer)")
+            } else {
+                try db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", .text(String(newer)))
+            }
+        }
+        do {
+            _ = try backend.open(state)
+            Issue.record("a state of schema \(newer) opened")
+        } catch let error as StoreError {
+            #expect(error.kind == .schema)
+            #expect(error.exitCode == 70)
+            #expect(error.description.contains("schema version \(newer) is newer than this host understands (\(newer - 1)); upgrade connector-host"), "\(error)")
+        }
+        let version = try store.locked { (db) throws(StoreError) in
+            backend == .sqlite
+                ? try db.firstRow("PRAGMA user_version", []) { $0.int(0) }
+                : try db.firstRow("SELECT value FROM meta WHERE key = 'schema_version'", []) { Int($0.text(0)) }
+        }
+        #expect(version == newer)
+        #expect(try store.connections(includeDeleted: false).map(\.id) == ["c"])
+    }
 }
 }
