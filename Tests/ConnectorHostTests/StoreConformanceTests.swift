@@ -482,6 +482,21 @@ extension HostProcessTests {
 
     /// A state a newer host has migrated is refused by an older one, with a message that says
     /// what to do, and left as it is (there is no migrating back).
+    /// A sweep reads only these ids; a connection that is disabled, paused for re-auth or deleted
+    /// has its ticks left alone.
+    @Test(arguments: Backend.allCases)
+    func onlyActiveConnectionsHaveTheirSchedulesSwept(_ backend: Backend) throws {
+        let (store, _) = try fresh(backend)
+        let now = Date()
+        for id in ["active", "disabled", "paused", "deleted"] { _ = try seed(store, id, now: now) }
+        try store.setConnectionState("disabled", .disabled, reason: nil, now: now)
+        try store.setConnectionState("paused", .needsReauth, reason: "UNAUTHORIZED", now: now)
+        try store.deleteConnection("deleted", deliver: false, now: now)
+        #expect(try store.activeConnectionIds() == ["active"])
+        try store.setConnectionState("paused", .active, reason: nil, now: now)
+        #expect(try store.activeConnectionIds() == ["active", "paused"])
+    }
+
     @Test(arguments: Backend.allCases)
     func aStateWithANewerSchemaIsRefusedAndLeftAlone(_ backend: Backend) throws {
         let (store, state) = try fresh(backend)

@@ -25,11 +25,11 @@ extension Scheduler {
     /// Reads the schedules to walk. Missed ticks while the host was down make one catch-up run.
     func beginSweep() async throws(StoreError) -> DueSweep {
         var schedules = try await store { (s) throws(StoreError) in try s.schedules() }
-        let states = try await store { (s) throws(StoreError) in try s.connections(includeDeleted: false) }
+        let active = try await store { (s) throws(StoreError) in try s.activeConnectionIds() }
         // Hosts starting together would otherwise queue up behind each other's row locks,
         // schedule after schedule; from different places they open different scans.
         if store.store.isShared { schedules = schedules.rotatedAtRandom() }
-        return DueSweep(schedules: schedules, active: Set(states.filter { $0.state == .active }.map(\.id)), now: Date())
+        return DueSweep(schedules: schedules, active: active, now: Date())
     }
 
     /// Opens the next batch of due ticks of the selected schedules; a tick whose previous scan is

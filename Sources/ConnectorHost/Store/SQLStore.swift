@@ -183,6 +183,13 @@ public final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
+    public func activeConnectionIds() throws(StoreError) -> Set<String> {
+        // Read at every sweep: ids only, not every connection's config.
+        try locked { (db) throws(StoreError) in
+            Set(try db.rows("SELECT id FROM connections WHERE deleted_at IS NULL AND state = ?", [.text(ConnectionState.active.rawValue)]) { $0.text(0) })
+        }
+    }
+
     public func connection(id: String) throws(StoreError) -> StoredConnection? {
         try locked { (db) throws(StoreError) in
             try db.firstRow("SELECT \(Self.connectionColumns) FROM connections WHERE id = ?", [.text(id)], Self.connection)

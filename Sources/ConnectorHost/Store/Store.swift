@@ -11,6 +11,8 @@ public protocol Store: AnyObject, Sendable {
     // MARK: Connections and their lifecycle
     func connections(includeDeleted: Bool) throws(StoreError) -> [StoredConnection]
     func connection(id: String) throws(StoreError) -> StoredConnection?
+    /// The ids of the connections whose schedules run (not deleted, disabled or paused for re-auth).
+    func activeConnectionIds() throws(StoreError) -> Set<String>
     /// Creates or updates a connection and records CREATED/UPDATED (nil: unchanged). An update
     /// clears a needs-re-auth pause. `deliver` queues the event for the handler's lifecycle hook.
     func saveConnection(_ connection: StoredConnection, deliver: Bool, now: Date) throws(StoreError) -> LifecycleEvent?
