@@ -480,8 +480,6 @@ extension HostProcessTests {
         #expect(Set(onSQLite).subtracting(onPostgres).sorted() == [], "only on SQLite")
     }
 
-    /// A state a newer host has migrated is refused by an older one, with a message that says
-    /// what to do, and left as it is (there is no migrating back).
     /// A sweep reads only these ids; a connection that is disabled, paused for re-auth or deleted
     /// has its ticks left alone.
     @Test(arguments: Backend.allCases)
@@ -497,6 +495,8 @@ extension HostProcessTests {
         #expect(try store.activeConnectionIds() == ["active", "paused"])
     }
 
+    /// A state a newer host has migrated is refused by an older one, with a message that says
+    /// what to do, and left as it is (there is no migrating back).
     @Test(arguments: Backend.allCases)
     func aStateWithANewerSchemaIsRefusedAndLeftAlone(_ backend: Backend) throws {
         let (store, state) = try fresh(backend)
