@@ -37,11 +37,16 @@ public enum Recovery {
         // Payload files of executions no live host runs are leftovers of a crash. (A directory
         // named by an execution id is the per-execution layout of hosts before 2026-11.) Not on a
         // shared state: another host on this machine may be writing one for a claim made since.
-        guard !store.isShared else { return recovered }
+        // A lane's spare file (`PayloadSlot`) is a leftover once its host process is gone, on
+        // either kind of state.
         for root in payloads.roots {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-            for entry in entries where !liveExecutions.contains(PayloadFiles.executionId(ofEntry: entry) ?? entry) {
-                try? FileManager.default.removeItem(atPath: "\(root)/\(entry)")
+            for entry in entries {
+                let leftover =
+                    entry.hasPrefix(PayloadSlot.sparePrefix)
+                    ? PayloadSlot.isOrphanedSpare(entry)
+                    : !store.isShared && !liveExecutions.contains(PayloadFiles.executionId(ofEntry: entry) ?? entry)
+                if leftover { try? FileManager.default.removeItem(atPath: "\(root)/\(entry)") }
             }
         }
         return recovered

@@ -58,7 +58,8 @@ public struct TaskExecutor: Sendable {
     /// decision. Reads the store (the scan's size) but writes nothing.
     /// `whileRunning` is called at each `ChildMilestone` of the agent (`AgentRunner.runBlocking`).
     func run(
-        _ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32, whileRunning: (ChildMilestone) -> Void = { _ in }
+        _ task: StoredTask, executionId: String, registry: Registry, cancelFD: Int32, payloadSlot: PayloadSlot? = nil,
+        whileRunning: (ChildMilestone) -> Void = { _ in }
     ) throws(StoreError) -> Outcome {
         let store = self.store.store
         let now = Date()
@@ -77,7 +78,7 @@ public struct TaskExecutor: Sendable {
             taskType: task.taskType, trigger: task.trigger, attempt: task.attempt, taskMetadata: task.metadata, persistentTaskMetadata: task.checkpoint)
         let execution = runner.runBlocking(
             handler: handler, connection: connection, context: context, configDirectory: registry.directory, cancelFD: cancelFD,
-            onSpawn: { process in try? store.recordSpawn(taskId: task.id, executionId: executionId, agent: process) }, whileRunning: whileRunning)
+            payloadSlot: payloadSlot, onSpawn: { process in try? store.recordSpawn(taskId: task.id, executionId: executionId, agent: process) }, whileRunning: whileRunning)
         var record = execution.record
         record.records = execution.report.stats?.records
         var verdict = execution.verdict
@@ -147,8 +148,16 @@ public struct TaskExecutor: Sendable {
         // A task claimed while the previous agent ran, not started yet.
         var ahead: (job: Lane.Job, task: StoredTask)?
         var next: Lane.Job? = first
+        // The lane's payload file (`PayloadSlot`). Removed before the lane's last report: once
+        // the scheduler has it, the host may exit before this thread returns.
+        let payloadSlot = PayloadSlot(payloads: runner.payloads)
         func report(_ previous: (outcome: Outcome, job: Lane.Job), _ result: CompletionResult, last: Bool = false) {
+            if last { payloadSlot.close() }
             lane.post(.finished(finish(previous.outcome, result), slot: previous.job.slot, connection: previous.job.connection), last: last)
+        }
+        func fail(_ error: StoreError, _ jobs: [Lane.Job?]) {
+            payloadSlot.close()
+            Self.fail(lane, error, jobs)
         }
         // Puts a task claimed ahead back in the queue, unrun.
         func giveBack(_ claimed: (job: Lane.Job, task: StoredTask)) throws(StoreError) {
@@ -169,7 +178,7 @@ public struct TaskExecutor: Sendable {
                     do throws(StoreError) {
                         try giveBack(claimed)
                     } catch {
-                        Self.fail(lane, error, [claimed.job, pending?.job])
+                        fail(error, [claimed.job, pending?.job])
                         return
                     }
                     next = lane.takeReservation()
@@ -179,7 +188,7 @@ public struct TaskExecutor: Sendable {
                 do {
                     committed = try store.complete(pending?.outcome.completion, thenClaim: claim?.claim, now: Date())
                 } catch {
-                    Self.fail(lane, error, [pending?.job, next])
+                    fail(error, [pending?.job, next])
                     return
                 }
                 if let previous = pending, let result = committed.0 { report(previous, result, last: next == nil) }
@@ -187,6 +196,7 @@ public struct TaskExecutor: Sendable {
                 // No job: the lane closed itself when it found no reservation.
                 guard let job = next else { return }
                 guard let task = committed.1 else {
+                    payloadSlot.close()
                     lane.stop(with: .notClaimed(slot: job.slot, connection: job.connection, stillQueued: false))
                     return
                 }
@@ -196,7 +206,9 @@ public struct TaskExecutor: Sendable {
             var hookFailure: (error: StoreError, reserved: Lane.Job?)?
             let outcome: Outcome
             do throws(StoreError) {
-                outcome = try run(current.task, executionId: current.job.claim.executionId, registry: current.job.registry, cancelFD: cancelFD) { milestone in
+                outcome = try run(
+                    current.task, executionId: current.job.claim.executionId, registry: current.job.registry, cancelFD: cancelFD, payloadSlot: payloadSlot
+                ) { milestone in
                     if milestone == .noticed {
                         // Not a short agent: the task claimed ahead is given back rather than
                         // held from other lanes and hosts while this one runs on, and so are
@@ -238,11 +250,11 @@ public struct TaskExecutor: Sendable {
             } catch {
                 // The task is claimed but its outcome cannot be decided (the store failed a
                 // read): it stays running, and is recovered at the next start.
-                Self.fail(lane, error, [pending?.job, ahead?.job, current.job])
+                fail(error, [pending?.job, ahead?.job, current.job])
                 return
             }
             if let hookFailure {
-                Self.fail(lane, hookFailure.error, [pending?.job, hookFailure.reserved, current.job])
+                fail(hookFailure.error, [pending?.job, hookFailure.reserved, current.job])
                 return
             }
             if let previous = pending {
@@ -250,7 +262,7 @@ public struct TaskExecutor: Sendable {
                 do {
                     if let result = try store.complete(previous.outcome.completion, thenClaim: nil, now: Date()).0 { report(previous, result) }
                 } catch {
-                    Self.fail(lane, error, [previous.job, current.job])
+                    fail(error, [previous.job, current.job])
                     return
                 }
             }

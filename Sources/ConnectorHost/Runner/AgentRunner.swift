@@ -55,9 +55,10 @@ public struct AgentRunner: Sendable {
     /// `run` on the calling thread, blocked until the agent is reaped: for a supervisor thread
     /// (`TaskExecutor` runs a whole task there). `cancelFD` readable stops the agent.
     /// `whileRunning` is called at each `ChildMilestone` of the agent (never if it could not be spawned).
+    /// `payloadSlot`: the calling lane's payload file, reused from agent to agent (`PayloadSlot`).
     func runBlocking(
         handler: Handler, connection: Connection, context: TaskContext, configDirectory: String, cancelFD: Int32,
-        onSpawn: @escaping @Sendable (SpawnedProcess) -> Void, whileRunning: (ChildMilestone) -> Void = { _ in }
+        payloadSlot: PayloadSlot? = nil, onSpawn: @escaping @Sendable (SpawnedProcess) -> Void, whileRunning: (ChildMilestone) -> Void = { _ in }
     ) -> AgentExecution {
         let startedAt = Date()
         let label = "\(connection.id)/\(context.taskType)"
@@ -87,7 +88,12 @@ public struct AgentRunner: Sendable {
         let deadline = startedAt.addingTimeInterval(handler.timeoutSeconds)
         let payloadPath: String
         do {
-            payloadPath = try payloads.write(payload(handler: handler, connection: connection, context: context, deadline: deadline), executionId: context.taskExecutionId)
+            let payload = payload(handler: handler, connection: connection, context: context, deadline: deadline)
+            if let payloadSlot {
+                payloadPath = try payloadSlot.write(payload, executionId: context.taskExecutionId)
+            } else {
+                payloadPath = try payloads.write(payload, executionId: context.taskExecutionId)
+            }
         } catch {
             return finish(StatusMapper.launchFailed("\(error)"))
         }

@@ -12,9 +12,10 @@ import Foundation
 /// mkdir/rmdir pair was a tenth of the host's CPU profile for one-task scans (ext4 inode churn).
 ///
 /// A host puts them in memory when it can (`forHost`): a payload lives for one agent run, carries
-/// the connection's secrets, and needs no durability (a crashed task is re-run with a new one). On
-/// ext4, creating and unlinking one file per task was about 30 µs of host time (journal and inode
-/// work); on tmpfs it is a page copy, and the secrets never reach a disk.
+/// the connection's fields (never its secrets), and needs no durability (a crashed task is re-run
+/// with a new one). On ext4, creating and unlinking one file per task was about 30 µs of host time
+/// (journal and inode work); on tmpfs it is a page copy, and the fields never reach a disk. A lane
+/// reuses one file from agent to agent (`PayloadSlot`).
 public struct PayloadFiles: Sendable {
     public let root: String
     /// Where hosts before 2026-11 kept payloads, swept of leftovers too when `root` is elsewhere.
@@ -84,7 +85,11 @@ public struct PayloadFiles: Sendable {
     /// `root` cannot take it (a small /dev/shm full, say): a task must not fail for want of a place
     /// in memory. Remove it by the returned path (`remove(path:)`).
     public func write(_ payload: JSONValue, executionId: String) throws(WriteError) -> String {
-        let text = payload.serialized(pretty: true)
+        try write(text: payload.serialized(pretty: true), executionId: executionId)
+    }
+
+    /// `write` of a payload already serialised.
+    func write(text: String, executionId: String) throws(WriteError) -> String {
         do {
             return try write(text, in: root, executionId: executionId)
         } catch {
