@@ -10,9 +10,14 @@ import Testing
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
     }
 
-    func inode(_ path: String) -> UInt64? {
+    /// The file's inode, link count and permission bits.
+    func status(_ path: String) -> (inode: UInt64, links: Int, mode: UInt32)? {
         var info = stat()
-        return stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
+        return stat(path, &info) == 0 ? (UInt64(info.st_ino), Int(info.st_nlink), UInt32(info.st_mode & 0o777)) : nil
+    }
+
+    func contents(_ path: String) throws -> JSONValue {
+        try JSONParser.parse(String(contentsOfFile: path, encoding: .utf8))
     }
 
     @Test func oneFileServesALaneSAgentsEachUnderItsOwnName() throws {
@@ -22,10 +27,9 @@ import Testing
         let long: JSONValue = ["fields": ["text": .string(String(repeating: "a", count: 3000))]]
         let first = try slot.write(long, executionId: "e1")
         #expect(first == directory.path + "/payloads/e1.json")
-        #expect(try JSONParser.parse(String(contentsOfFile: first, encoding: .utf8)) == long)
-        var info = stat()
-        #expect(stat(first, &info) == 0 && info.st_mode & 0o777 == 0o600 && info.st_nlink == 2)
-        let reused = try #require(inode(first))
+        #expect(try contents(first) == long)
+        let written = try #require(status(first))
+        #expect(written.mode == 0o600 && written.links == 2)
         payloads.remove(path: first)
         // Between agents only the lane's hidden spare is there.
         #expect(entries(payloads.root).count == 1 && entries(payloads.root)[0].hasPrefix(PayloadSlot.sparePrefix), "\(entries(payloads.root))")
@@ -34,8 +38,8 @@ import Testing
         let short: JSONValue = ["fields": ["text": "b"]]
         let second = try slot.write(short, executionId: "e2")
         #expect(second == directory.path + "/payloads/e2.json")
-        #expect(inode(second) == reused, "the lane's file is rewritten, not a new one made")
-        #expect(try JSONParser.parse(String(contentsOfFile: second, encoding: .utf8)) == short)
+        #expect(status(second)?.inode == written.inode, "the lane's file is rewritten, not a new one made")
+        #expect(try contents(second) == short)
         payloads.remove(path: second)
         slot.close()
         #expect(entries(payloads.root).isEmpty)
@@ -49,15 +53,14 @@ import Testing
         let slot = PayloadSlot(payloads: payloads)
         payloads.remove(path: try slot.write(["n": 1], executionId: "e1"))
         for entry in entries(payloads.root) { unlink(payloads.root + "/" + entry) }
-        let path = try slot.write(["n": 2], executionId: "e2")
-        #expect(try JSONParser.parse(String(contentsOfFile: path, encoding: .utf8)) == ["n": 2])
-        payloads.remove(path: path)
+        let unlinked = try slot.write(["n": 2], executionId: "e2")
+        #expect(try contents(unlinked) == ["n": 2])
+        payloads.remove(path: unlinked)
         let third = try slot.write(["n": 3], executionId: "e3")
-        var info = stat()
-        #expect(stat(third, &info) == 0 && info.st_nlink == 2, "a new spare serves the next agent")
+        #expect(status(third)?.links == 2, "a new spare serves the next agent")
         payloads.remove(path: third)
         slot.close()
-        #expect(entries(payloads.root).isEmpty)
+        #expect(entries(payloads.root).isEmpty, "closing the slot removes the new spare too")
     }
 
     /// A killed host leaves its lanes' spares: the next start removes those of processes that are
