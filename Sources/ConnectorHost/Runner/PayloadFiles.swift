@@ -85,8 +85,11 @@ public struct PayloadFiles: Sendable {
     /// `root` cannot take it (a small /dev/shm full, say): a task must not fail for want of a place
     /// in memory. Remove it by the returned path (`remove(path:)`).
     public func write(_ payload: JSONValue, executionId: String) throws(WriteError) -> String {
-        try write(text: payload.serialized(pretty: true), executionId: executionId)
+        try write(text: Self.text(of: payload), executionId: executionId)
     }
+
+    /// A payload file's contents: indented, for a person reading one while its agent runs.
+    static func text(of payload: JSONValue) -> String { payload.serialized(pretty: true) }
 
     /// `write` of a payload already serialised.
     func write(text: String, executionId: String) throws(WriteError) -> String {

@@ -11,7 +11,7 @@ import Foundation
 /// runs; the agent's name is unlinked after it, as ever, and the spare keeps the file.
 ///
 /// Why: on tmpfs a new file per agent allocates an inode and a page, and its unlink frees them,
-/// draining the kernel's per-CPU LRU batches: about 13 ms of the host's 320 ms of CPU for 1,000
+/// draining the kernel's per-CPU LRU batches: about 14 ms of the host's 320 ms of CPU for 1,000
 /// one-task scans (bench/HISTORY.md). Rewriting one page is a copy.
 ///
 /// What an agent sees is unchanged: a 0600 file, at its execution's name for as long as it runs
@@ -39,7 +39,7 @@ final class PayloadSlot {
     /// Writes the payload and returns its path, as `PayloadFiles.write`; remove it with
     /// `PayloadFiles.remove(path:)` once the agent is reaped.
     func write(_ payload: JSONValue, executionId: String) throws(PayloadFiles.WriteError) -> String {
-        let text = payload.serialized(pretty: true)
+        let text = PayloadFiles.text(of: payload)
         if let path = linkSpare(text, executionId: executionId) { return path }
         return try payloads.write(text: text, executionId: executionId)
     }
