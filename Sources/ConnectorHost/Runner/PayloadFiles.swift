@@ -103,14 +103,7 @@ public struct PayloadFiles: Sendable {
 
     private func write(_ text: String, in directory: String, executionId: String) throws(WriteError) -> String {
         let path = Self.file(in: directory, executionId: executionId)
-        var fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 && errno == ENOENT {
-            // The first payload of this state (or the directory was removed): make it, once,
-            // instead of a mkdir per task.
-            try makePrivateDirectory(directory)
-            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        }
-        guard fd >= 0 else { throw WriteError(path: path, code: errno) }
+        let fd = try createPrivateFile(path, in: directory, access: O_WRONLY)
         let code = FileDescriptorIO.writeAll(fd, text.utf8)
         _ = closeDescriptor(fd)
         guard code == 0 else {
@@ -118,6 +111,19 @@ public struct PayloadFiles: Sendable {
             throw WriteError(path: path, code: code)
         }
         return path
+    }
+
+    /// Creates `path` (0600; it must not exist) in `directory` and opens it with `access`, making
+    /// the directory when it is missing: the first payload of this state, or the directory was
+    /// removed. Once then, instead of a mkdir per task.
+    func createPrivateFile(_ path: String, in directory: String, access: Int32) throws(WriteError) -> Int32 {
+        var fd = open(path, access | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            try makePrivateDirectory(directory)
+            fd = open(path, access | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
+        guard fd >= 0 else { throw WriteError(path: path, code: errno) }
+        return fd
     }
 
     /// Removes a payload `write` returned.

@@ -67,6 +67,7 @@ final class PayloadSlot {
         let code = errno
         close()
         // ENOENT: the spare or its directory was removed under it; the next agent makes a new one.
+        // EEXIST: a file of that name is there already, which the plain path reports.
         if code != ENOENT && code != EEXIST { linksUnsupported = true }
         return nil
     }
@@ -74,12 +75,7 @@ final class PayloadSlot {
     private func openSpare() -> (descriptor: Int32, path: String)? {
         if let spare { return spare }
         let path = "\(payloads.root)/\(Self.sparePrefix)\(HostIdentity.current.pid)-\(HostIdentity.current.startTicks)-\(DeterministicID.random())"
-        var fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 && errno == ENOENT {
-            guard (try? payloads.makePrivateDirectory(payloads.root)) != nil else { return nil }
-            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        }
-        guard fd >= 0 else { return nil }
+        guard let fd = try? payloads.createPrivateFile(path, in: payloads.root, access: O_RDWR) else { return nil }
         spare = (fd, path)
         return spare
     }
